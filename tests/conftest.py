@@ -1,0 +1,61 @@
+"""Shared fixtures. Our own tests run in strict mode: internal errors are raised."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import agentkeel
+from agentkeel import _internal
+
+POSTGRES_URL = os.environ.get("KEEL_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+# CI sets KEEL_REQUIRE_SERVICES=1: a missing server is then a failure, not a skip.
+REQUIRE_SERVICES = os.environ.get("KEEL_REQUIRE_SERVICES", "") not in {"", "0", "false"}
+
+
+def service_unavailable(what: str) -> None:
+    """Skip (on a laptop) or fail (in CI) because a server the test needs is absent."""
+    message = f"{what} (set KEEL_REQUIRE_SERVICES=1 to make this a failure)"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service unavailable: {what}")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _strict_and_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Strict mode on; the default store lives in this test's temp dir."""
+    _internal.set_strict(True)
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path / "keel-home"))
+    monkeypatch.delenv("KEEL_STORE", raising=False)
+    yield
+    agentkeel.shutdown(timeout=5)
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL with a schema of its own, dropped after the test."""
+    if not postgres_available():
+        service_unavailable(f"PostgreSQL at {POSTGRES_URL}")
+    import psycopg
+
+    schema = f"keel_test_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}keel_schema={schema}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
