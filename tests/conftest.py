@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import agentkeel
-from agentkeel import _internal
+from agentkeel import _context, _internal
 
 POSTGRES_URL = os.environ.get("KEEL_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 # CI sets KEEL_REQUIRE_SERVICES=1: a missing server is then a failure, not a skip.
@@ -29,9 +29,13 @@ def service_unavailable(what: str) -> None:
 def _strict_and_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Strict mode on; the default store lives in this test's temp dir."""
     _internal.set_strict(True)
+    _internal.reset()
     monkeypatch.setenv("KEEL_HOME", str(tmp_path / "keel-home"))
     monkeypatch.delenv("KEEL_STORE", raising=False)
+    token = _context.set_scope(_context.EMPTY_SCOPE)  # no run or correlation leaks between tests
     yield
+    _context.reset_scope(token)
+    _context.set_global_correlation_id(None)
     agentkeel.shutdown(timeout=5)
 
 

@@ -37,7 +37,9 @@ class Scope:
 
 
 EMPTY_SCOPE = Scope()
-_scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("agentkeel_scope", default=EMPTY_SCOPE)
+_scope: contextvars.ContextVar[Scope] = contextvars.ContextVar(
+    "agentkeel_scope", default=EMPTY_SCOPE
+)
 # A process-wide fallback correlation ID, used where the context sets none.
 _global_correlation_id: str | None = None
 _global_lock = threading.Lock()
@@ -90,7 +92,8 @@ def _as_id(value: object) -> str:
         from agentkeel._errors import ConfigurationError
 
         raise ConfigurationError(
-            f"a correlation ID must be 1 to 200 characters, got {len(text)}: pass a UUID or a short string"
+            f"a correlation ID must be 1 to 200 characters, got {len(text)}: "
+            "pass a UUID or a short string"
         )
     return text
 

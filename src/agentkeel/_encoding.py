@@ -47,14 +47,14 @@ def _enc_hook(value: object) -> Any:
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {truncate(str(value), MAX_REPR)}"
     if isinstance(value, set | frozenset):
-        return sorted((safe_repr(v) for v in value))
+        return sorted(safe_repr(v) for v in value)
     return safe_repr(value)
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
-def bound(value: Any, *, depth: int = 0, max_items: int = 1_000) -> Any:
+def bound(value: Any, *, depth: int = 0, max_items: int = 1_000) -> Any:  # noqa: PLR0911
     """A copy of ``value`` with long strings cut and deep or wide containers capped."""
     if isinstance(value, str):
         return truncate(value)

@@ -11,11 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter
 
 _log = logging.getLogger("agentkeel.internal")
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
+_last_logged: dict[str, float] = {}
+# A dead database fails every batch: log each kind of failure at most once a minute
+# (with how many were silenced), count every one.
+LOG_INTERVAL_SECONDS = 60.0
 _strict = os.environ.get("KEEL_STRICT", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -35,14 +40,34 @@ def internal_error_counts() -> dict[str, int]:
         return dict(_counts)
 
 
+def reset() -> None:
+    """Forget counts and log rate limits (tests start from a clean slate)."""
+    with _lock:
+        _counts.clear()
+        _last_logged.clear()
+
+
 def report_internal_error(where: str, exc: BaseException, *, reraise: bool = True) -> None:
     """Count and log an internal failure; in strict mode re-raise it.
 
     ``reraise=False`` is for background threads, where raising would only kill the
     thread: they keep the error and surface it on the caller's next call instead.
     """
+    now = time.monotonic()
     with _lock:
         _counts[where] += 1
-    _log.warning("agentkeel internal error in %s: %r", where, exc, exc_info=exc)
+        last = _last_logged.get(where)
+        should_log = last is None or now - last >= LOG_INTERVAL_SECONDS
+        if should_log:
+            _last_logged[where] = now
+        count = _counts[where]
+    if should_log:
+        _log.warning(
+            "agentkeel internal error in %s (%d so far; logged at most once a minute): %r",
+            where,
+            count,
+            exc,
+            exc_info=exc,
+        )
     if _strict and reraise:
         raise exc

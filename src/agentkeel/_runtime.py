@@ -58,6 +58,7 @@ def configure(
     home: str | os.PathLike[str] | None = None,
     sinks: Sequence[Sink] = (),
     capacity: int = 20_000,
+    priority_capacity: int | None = None,
     batch_size: int = 1_000,
     flush_interval: float | timedelta = 0.2,
     overflow: OverflowPolicy = "drop_lowest",
@@ -68,7 +69,7 @@ def configure(
     ``store`` is a URL (``sqlite:///…``, ``postgresql://…``, ``memory://``, or
     ``"none"``) or a Store object; by default ``$KEEL_STORE`` or SQLite under ``home``.
     """
-    global _pipeline, _store_sink  # noqa: PLW0603 - the one process-wide pipeline
+    global _pipeline, _store_sink
     all_sinks: list[Sink] = []
     store_sink: StoreSink | None = None
     if not (isinstance(store, str) and store.lower() == "none"):
@@ -83,6 +84,7 @@ def configure(
     pipeline = Pipeline(
         sinks=all_sinks,
         capacity=capacity,
+        priority_capacity=priority_capacity,
         batch_size=batch_size,
         flush_interval=flush_interval,
         overflow=overflow,
@@ -117,7 +119,7 @@ def get_pipeline() -> Pipeline:
     with _lock:
         if _pipeline is None or _pipeline.closed:
             configure()
-        assert _pipeline is not None  # noqa: S101 - configure() just set it
+        assert _pipeline is not None
         return _pipeline
 
 
@@ -133,7 +135,7 @@ def get_store() -> Store:
 
 
 def emit(
-    type: str,  # noqa: A002 - mirrors Event.type
+    type: str,
     *,
     name: str = "",
     severity: int = 0,
@@ -154,7 +156,7 @@ def flush(timeout: float | timedelta = 5.0) -> bool:
 
 def shutdown(timeout: float | timedelta = 5.0) -> bool:
     """Flush and close the process-wide pipeline; the next emit starts a fresh one."""
-    global _pipeline, _store_sink  # noqa: PLW0603
+    global _pipeline, _store_sink
     with _lock:
         pipeline, _pipeline, _store_sink = _pipeline, None, None
     return pipeline.close(timeout) if pipeline is not None else True

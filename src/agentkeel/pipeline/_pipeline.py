@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
-from agentkeel import _internal
-from agentkeel import _context
+from agentkeel import _context, _internal
 from agentkeel._context import _scope
 from agentkeel._errors import ConfigurationError, PipelineError
 from agentkeel.events import Event, Severity
@@ -117,9 +116,7 @@ class Pipeline:
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
         if overflow not in ("drop_lowest", "block"):
-            raise ConfigurationError(
-                f"overflow must be 'drop_lowest' or 'block', got {overflow!r}"
-            )
+            raise ConfigurationError(f"overflow must be 'drop_lowest' or 'block', got {overflow!r}")
         if sink_retries < 0:
             raise ConfigurationError(f"sink_retries must be >= 0, got {sink_retries}")
         self._sinks = list(sinks)
@@ -160,7 +157,7 @@ class Pipeline:
     # ------------------------------------------------------------------ hot path
     def emit(
         self,
-        type: str,  # noqa: A002 - mirrors Event.type
+        type: str,
         *,
         name: str = "",
         severity: int = Severity.INFO,
@@ -182,7 +179,7 @@ class Pipeline:
             category,
             dict(attributes) if attributes else {},
             scope.run_id if run_id is None else run_id,
-            _context._global_correlation_id if cid is None else cid,  # noqa: SLF001
+            _context._global_correlation_id if cid is None else cid,
             scope.span_id,
             scope.parent_span_id,
             mono + _clock_offset[0],
@@ -426,10 +423,10 @@ _live_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     # The parent's writer thread does not exist in a forked child: start anew there.
     for pipeline in list(_live_pipelines):
-        pipeline._writer = None  # noqa: SLF001
-        pipeline._writer_lock = threading.Lock()  # noqa: SLF001
-        pipeline._requests_lock = threading.Lock()  # noqa: SLF001
-        pipeline._flush_requests = []  # noqa: SLF001
+        pipeline._writer = None
+        pipeline._writer_lock = threading.Lock()
+        pipeline._requests_lock = threading.Lock()
+        pipeline._flush_requests = []
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -78,7 +78,14 @@ class Store(Protocol):
         user_id: str | None = None,
         name: str | None = None,
         since: float | None = None,
-    ) -> list[RunRecord]: ...
+    ) -> list[RunRecord]:
+        """Runs, newest first, ``limit`` from ``offset``.
+
+        ``status`` is running, succeeded or failed; ``user_id`` matches exactly;
+        ``name`` matches runs whose name *contains* it (case-sensitive, so an exact
+        name matches too); ``since`` keeps runs started at or after that epoch time.
+        """
+        ...
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with this ID, or the only run whose ID starts with it; else UnknownRunError."""
@@ -91,7 +98,9 @@ class Store(Protocol):
         types: Sequence[str] | None = None,
         after_seq: int = 0,
         limit: int = 1000,
-    ) -> list[StoredEvent]: ...
+    ) -> list[StoredEvent]:
+        """Events in store order; page with ``after_seq`` = the last ``store_seq`` seen."""
+        ...
 
     def count_events(self, *, run_id: str | None = None) -> int: ...
 
@@ -101,7 +110,9 @@ class Store(Protocol):
         run_id: str | None = None,
         category: str | None = None,
         limit: int = 1000,
-    ) -> list[FailureRecord]: ...
+    ) -> list[FailureRecord]:
+        """Failures, oldest first, with their recovery applied."""
+        ...
 
     def schema_status(self) -> SchemaStatus: ...
 

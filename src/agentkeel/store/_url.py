@@ -18,9 +18,7 @@ def keel_home(home: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get("KEEL_HOME") or DEFAULT_HOME)
 
 
-def resolve_store_url(
-    url: str | None = None, *, home: str | os.PathLike[str] | None = None
-) -> str:
+def resolve_store_url(url: str | None = None, *, home: str | os.PathLike[str] | None = None) -> str:
     """The store URL to use: ``url``, else ``$KEEL_STORE``, else SQLite under the home dir."""
     chosen = url or os.environ.get("KEEL_STORE") or ""
     if not chosen:
@@ -37,9 +35,7 @@ def check_store_url(url: str) -> None:
             "postgresql://user@host/db or memory://"
         )
     if scheme == "sqlite" and not url[len("sqlite://") :].strip("/"):
-        raise ConfigurationError(
-            f"store URL {url!r} names no file: use sqlite:///path/to/keel.db"
-        )
+        raise ConfigurationError(f"store URL {url!r} names no file: use sqlite:///path/to/keel.db")
 
 
 def sqlite_path(url: str) -> Path:

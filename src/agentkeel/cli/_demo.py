@@ -1,0 +1,91 @@
+"""``keel demo``: run the travel agent with a live progress display, then the report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+import agentkeel
+from agentkeel._errors import KeelError
+from agentkeel.cli._app import err, fail, out
+from agentkeel.demo import DemoOptions, Progress, run_demo
+from agentkeel.store import keel_home, resolve_store_url
+
+
+def run_demo_command(
+    *,
+    chaos: bool,
+    seed: int | None,
+    track_failures: bool,
+    track_tools: bool,
+    show_failures: bool,
+    verbose: bool,
+    store: str | None,
+    home: Path | None,
+) -> None:
+    if home is not None:
+        os.environ["KEEL_HOME"] = str(home)  # the tracker's logs follow the store's home
+    try:
+        url = resolve_store_url(store, home=home)
+        agentkeel.configure(store=url)
+    except KeelError as exc:
+        fail(str(exc), code=2)
+    # Check the store first, so a broken one is named before the run rather than after.
+    # The agent runs either way: telemetry trouble must never stop it.
+    store_problem: str | None = None
+    try:
+        agentkeel.get_store()
+    except KeelError as exc:
+        store_problem = str(exc)
+        err.print(
+            f"[yellow]warning:[/] {store_problem}\n"
+            "  The demo runs anyway; its events cannot be stored."
+        )
+
+    def show(p: Progress) -> None:
+        mark = "[green]✓[/]" if p.ok else "[red]✗[/]"
+        out.print(f"  {mark} [dim]{p.node:<10}[/] {p.message}", markup=True)
+
+    mode = f"chaos, seed {seed}" if chaos and seed is not None else "chaos" if chaos else "no chaos"
+    out.print(f"[bold]keel demo[/]: travel-planning agent ({mode})")
+    options = DemoOptions(
+        chaos=chaos,
+        seed=seed,
+        track_failures=track_failures,
+        track_tools=track_tools,
+        runtime_dir=keel_home(home),
+    )
+    try:
+        result = run_demo(options, on_progress=show)
+    finally:
+        stored = agentkeel.flush(timeout=10)
+    out.print()
+    out.print(result.answer, markup=False)
+    out.print()
+    pipeline_stats = agentkeel.get_pipeline().stats()
+    lost_events = not stored or pipeline_stats.dropped > 0
+    if lost_events:
+        err.print(
+            f"[yellow]warning:[/] the store at {url} did not take every event "
+            f"({pipeline_stats.dropped} dropped; last error: {pipeline_stats.last_error}). "
+            "The run itself completed."
+        )
+    if result.tracker is not None and show_failures:
+        from agentkeel.tracking import render_failure_report
+
+        render_failure_report(
+            result.failures,
+            run_id=result.run_id,
+            user_id=options.user_id,
+            console=out,
+            verbose=verbose,
+        )
+        if result.log_path is not None:
+            out.print(f"failure log  {Path(result.log_path)}")
+    out.print(f"store        {url}")
+    out.print(f"run          {result.run_id}  (see [bold]keel report {result.run_id}[/])")
+    agentkeel.shutdown()
+    if lost_events or store_problem:
+        raise typer.Exit(2)  # the agent finished, but what it did was not recorded
