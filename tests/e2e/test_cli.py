@@ -185,6 +185,14 @@ def test_bad_options(tmp_path: Path) -> None:
     assert bad_store.returncode == 2 and "unsupported store URL" in bad_store.stderr
 
 
+def test_malformed_settings_are_one_line(tmp_path: Path) -> None:
+    result = keel("demo", home=tmp_path, env={"KEEL_TRACK_FAILURES": "maybe"})
+    assert result.returncode == 2
+    assert "KEEL_TRACK_FAILURES" in result.stderr and "Traceback" not in result.stderr
+    bad_format = keel("demo", home=tmp_path, env={"KEEL_FAILURE_LOG_FORMAT": "xml"})
+    assert bad_format.returncode == 2 and "KEEL_FAILURE_LOG_FORMAT" in bad_format.stderr
+
+
 def test_db_status_and_upgrade(tmp_path: Path) -> None:
     status = json.loads(keel("db", "status", "--json", home=tmp_path).stdout)
     assert status["current"] == 0 and status["pending"]

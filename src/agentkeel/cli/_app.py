@@ -336,4 +336,10 @@ def main() -> None:
         internal = logging.getLogger("agentkeel.internal")
         internal.addHandler(logging.NullHandler())
         internal.propagate = False
-    app()
+    try:
+        app()
+    except KeelError as exc:
+        # Settings read deep inside a command (environment variables, say) land here:
+        # still one line, never a traceback.
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        sys.exit(2)

@@ -12,6 +12,7 @@ from agentkeel._errors import KeelError
 from agentkeel.cli._app import err, fail, out
 from agentkeel.demo import DemoOptions, Progress, run_demo
 from agentkeel.store import keel_home, resolve_store_url
+from agentkeel.tracking import TrackingSettings
 
 
 def run_demo_command(
@@ -28,6 +29,7 @@ def run_demo_command(
     if home is not None:
         os.environ["KEEL_HOME"] = str(home)  # the tracker's logs follow the store's home
     try:
+        TrackingSettings.from_env()  # a malformed KEEL_* setting is reported before the run
         url = resolve_store_url(store, home=home)
         agentkeel.configure(store=url)
     except KeelError as exc:
