@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -141,18 +142,15 @@ def runs(
     if not records:
         out.print("No runs yet. Try [bold]keel demo[/].")
         return
-    table = Table(title=f"Runs in {resolve_store_url(store)}")
-    for column in (
-        "run",
-        "name",
-        "status",
-        "user",
-        "started (UTC)",
-        "duration",
-        "failures",
-        "recovered",
-    ):
-        table.add_column(column, no_wrap=column in {"run", "started (UTC)"})
+    table = Table(title=f"Runs in {resolve_store_url(store)}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("name", overflow="ellipsis", min_width=8, max_width=24)
+    table.add_column("status", no_wrap=True)
+    table.add_column("user", overflow="ellipsis", min_width=6, max_width=16)
+    table.add_column("started UTC", no_wrap=True)
+    table.add_column("took", justify="right", no_wrap=True)
+    table.add_column("fail", justify="right", no_wrap=True)
+    table.add_column("rec.", justify="right", no_wrap=True)
     colour = {"succeeded": "green", "failed": "red", "running": "yellow"}
     for r in records:
         table.add_row(
@@ -160,7 +158,7 @@ def runs(
             r.name,
             f"[{colour.get(r.status, 'white')}]{r.status}[/]",
             r.user_id or "-",
-            _when(r.started_at),
+            _when(r.started_at)[5:],  # MM-DD HH:MM:SS: the year is noise in a run list
             _duration(r.duration_ms),
             str(r.failure_count),
             f"{r.recovery_rate:.0f}%" if r.failure_count else "-",
@@ -313,6 +311,9 @@ def demo(
             envvar="KEEL_HOME", help="Directory for the store and logs (default ./.keel)."
         ),
     ] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Profile the run; show the top 15 functions.")
+    ] = False,
 ) -> None:
     """Run the built-in travel-planning agent, then show what went wrong and what recovered."""
     from agentkeel.cli._demo import run_demo_command
@@ -326,6 +327,7 @@ def demo(
         verbose=verbose,
         store=store,
         home=home,
+        profile=profile,
     )
 
 
