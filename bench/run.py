@@ -120,6 +120,57 @@ def build_cases(workdir: Path) -> tuple[list[Case], dict[str, Any]]:
         )
     )
 
+    # ----------------------------------------------------------------- metrics
+    from prometheus_client import CollectorRegistry, Counter
+
+    from agentkeel.monitoring import MetricType, MonitoringSystem
+
+    peer_counter = Counter(
+        "bench_tool_calls", "calls", ["tool", "status"], registry=CollectorRegistry()
+    )
+
+    def prometheus_labels_inc(i: int) -> int:
+        peer_counter.labels(tool="tool", status="ok").inc()
+        return tool(i)
+
+    monitoring = MonitoringSystem(emit=None)
+    labels = {"tool": "tool", "status": "ok"}
+    counter = MetricType.COUNTER
+
+    def keel_record_metric_sync(i: int) -> int:
+        monitoring.record_metric_sync(
+            name="bench_tool_calls", value=1, metric_type=counter, labels=labels
+        )
+        return tool(i)
+
+    async def keel_record_metric(i: int) -> int:
+        await monitoring.record_metric(
+            name="bench_tool_calls", value=1, metric_type=counter, labels=labels
+        )
+        return tool(i)
+
+    cases += [
+        Case(
+            "prometheus_labels_inc",
+            "metric",
+            "prometheus_client Counter.labels(tool=, status=).inc()",
+            prometheus_labels_inc,
+        ),
+        Case(
+            "keel_record_metric_sync",
+            "metric",
+            "record_metric_sync(name, value, COUNTER, labels=2 keys)",
+            keel_record_metric_sync,
+        ),
+        Case(
+            "keel_record_metric",
+            "metric",
+            "await record_metric(name, value, COUNTER, labels=2 keys)",
+            keel_record_metric,
+            is_async=True,
+        ),
+    ]
+
     # -------------------------------------------------------------------- logs
     keel_sink = io.StringIO()
     configure_logging(stream=keel_sink, level="INFO")
@@ -391,6 +442,19 @@ def versions() -> dict[str, str]:
 
 
 RATIOS = [
+    # Must stay >= 0.67: record_metric may cost at most 1.5x prometheus_client's own call.
+    (
+        "metric: prometheus labels().inc() / keel await record_metric",
+        "prometheus_labels_inc",
+        "keel_record_metric",
+        "median",
+    ),
+    (
+        "metric: prometheus labels().inc() / keel record_metric_sync",
+        "prometheus_labels_inc",
+        "keel_record_metric_sync",
+        "median",
+    ),
     ("event: OTel SDK span / keel emit (caller)", "otel_span", "keel_emit", "median"),
     ("event: OTel SDK span / keel emit (cpu incl. writer)", "otel_span", "keel_emit", "cpu"),
     ("log: structlog JSON / keel log line (caller)", "structlog_json", "keel_log", "median"),

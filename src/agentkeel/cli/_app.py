@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentkeel._errors import ConfigurationError, KeelError, UnknownRunError
@@ -49,7 +50,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
     """One line that says what went wrong and what to do; no traceback."""
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    # Escaped: messages name extras like agentkeel[postgres], which rich would eat as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 

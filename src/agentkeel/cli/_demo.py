@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 import agentkeel
 from agentkeel._errors import KeelError
 from agentkeel.cli._app import err, fail, out
-from agentkeel.demo import DemoOptions, Progress, run_demo
+from agentkeel.demo import DemoOptions, DemoResult, Progress, run_demo
 from agentkeel.store import keel_home, resolve_store_url
+
+if TYPE_CHECKING:
+    from agentkeel.monitoring import ProfileReport
 from agentkeel.tracking import TrackingSettings
 
 
@@ -25,6 +31,7 @@ def run_demo_command(
     verbose: bool,
     store: str | None,
     home: Path | None,
+    profile: bool = False,
 ) -> None:
     if home is not None:
         os.environ["KEEL_HOME"] = str(home)  # the tracker's logs follow the store's home
@@ -60,9 +67,9 @@ def run_demo_command(
         runtime_dir=keel_home(home),
     )
     try:
-        result = run_demo(options, on_progress=show)
+        result, profile_report = _run(options, show, profile=profile)
     finally:
-        stored = agentkeel.flush(timeout=10)
+        stored = _flush_and_report()
     out.print()
     out.print(result.answer, markup=False)
     out.print()
@@ -88,6 +95,30 @@ def run_demo_command(
             out.print(f"failure log  {Path(result.log_path)}")
     out.print(f"store        {url}")
     out.print(f"run          {result.run_id}  (see [bold]keel report {result.run_id}[/])")
+    if profile_report is not None:
+        out.print()
+        out.print(profile_report.render(limit=15), markup=False)
     agentkeel.shutdown()
     if lost_events or store_problem:
         raise typer.Exit(2)  # the agent finished, but what it did was not recorded
+
+
+def _run(
+    options: DemoOptions, show: Callable[[Progress], None], *, profile: bool
+) -> tuple[DemoResult, ProfileReport | None]:
+    if not profile:
+        return run_demo(options, on_progress=show), None
+    from agentkeel.monitoring import profile_call
+
+    return profile_call(lambda: run_demo(options, on_progress=show))
+
+
+def _flush_and_report() -> bool:
+    """Flush, then report the pipeline's (now final) counters as an event, so that
+    `keel health` and `keel serve` see this process's figures; flush that too."""
+    from agentkeel.monitoring import report_pipeline_stats
+
+    stored = agentkeel.flush(timeout=10)
+    with contextlib.suppress(KeelError):  # the warning about the store says what matters
+        report_pipeline_stats()
+    return agentkeel.flush(timeout=10) and stored
