@@ -119,7 +119,11 @@ class Pipeline:
             raise ConfigurationError(f"overflow must be 'drop_lowest' or 'block', got {overflow!r}")
         if sink_retries < 0:
             raise ConfigurationError(f"sink_retries must be >= 0, got {sink_retries}")
-        self._sinks = list(sinks)
+        # Replaced, never mutated (copy on write): the writer iterates whichever list
+        # it read at the start of a batch, without a lock.
+        self._sinks: list[Sink] = list(sinks)
+        self._added_sinks: list[Sink] = []
+        self._sinks_lock = threading.Lock()
         self._close_sinks = close_sinks
         self._capacity = capacity
         self._priority_capacity = reserve
@@ -216,7 +220,10 @@ class Pipeline:
         with self._overflow_lock:
             if self._priority_size() < self._priority_capacity or self._wait_for_room(level):
                 self._buffers[level].append(event)
-                self._wake.set()
+                if level == Severity.CRITICAL:
+                    # Only the worst news skips the interval: waking the writer per
+                    # failure would cost every failing call a lock and a notify.
+                    self._wake.set()
                 return True
             for lower in range(1, level):
                 if self._buffers[lower]:
@@ -226,6 +233,43 @@ class Pipeline:
                     return True
             self._dropped_unlocked("buffer_full", level)
             return False
+
+    # -------------------------------------------------------------------- sinks
+    def add_sink(self, sink: Sink) -> None:
+        """Deliver to ``sink`` as well, from the next batch on. Thread-safe.
+
+        Events still buffered when it is added reach it too. A sink with a ``close()``
+        method is closed with the pipeline unless it was removed first.
+        """
+        if not callable(sink):
+            raise ConfigurationError(
+                f"a sink must be callable with a batch of events, got {sink!r}"
+            )
+        with self._sinks_lock:
+            if self._closed:
+                raise ConfigurationError("this pipeline is closed: add sinks to a live one")
+            if any(s is sink for s in self._sinks):
+                raise ConfigurationError(f"{sink!r} is already a sink of this pipeline")
+            self._sinks = [*self._sinks, sink]
+            self._added_sinks = [*self._added_sinks, sink]
+
+    def remove_sink(self, sink: Sink) -> bool:
+        """Stop delivering to ``sink``; False if it was not a sink. Thread-safe.
+
+        A batch being delivered as this is called may still reach it: call
+        :meth:`flush` afterwards to be sure it is done with.
+        """
+        with self._sinks_lock:
+            if not any(s is sink for s in self._sinks):
+                return False
+            self._sinks = [s for s in self._sinks if s is not sink]
+            self._added_sinks = [s for s in self._added_sinks if s is not sink]
+        return True
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        """The sinks batches go to, in order."""
+        return tuple(self._sinks)
 
     # ---------------------------------------------------------------- slow path
     def _size(self) -> int:
@@ -300,6 +344,15 @@ class Pipeline:
                 self._close_sinks()
             except Exception as exc:  # noqa: BLE001 - closing must not raise at exit
                 _internal.report_internal_error("pipeline.close", exc, reraise=False)
+        with self._sinks_lock:
+            added, self._added_sinks = self._added_sinks, []
+        for sink in added:
+            close_sink = getattr(sink, "close", None)
+            if callable(close_sink):
+                try:
+                    close_sink()
+                except Exception as exc:  # noqa: BLE001 - one bad sink must not block the rest
+                    _internal.report_internal_error("pipeline.close", exc, reraise=False)
         _live_pipelines.discard(self)
         return ok
 
