@@ -1,0 +1,311 @@
+"""One way to put several policies around a call, in a fixed, documented order.
+
+The order is resilience4j's, with fallback outermost and failure tracking just
+inside the retry so that every attempt is recorded::
+
+    fallback( retry( track( breaker( rate_limiter( timeout( bulkhead( fn )))))))
+
+- the retry sees every failure, including breaker refusals and timeouts, and can
+  back off on them;
+- the breaker counts each attempt (a retried call is several calls to the
+  dependency) and refuses before the rate limiter spends a token;
+- the timeout bounds one attempt, the retry's own ``timeout`` bounds them all;
+- the bulkhead limits calls actually running, not calls waiting for a token.
+
+Each attempt's failure goes to the failure tracker; when a later attempt or a
+fallback answers, those failures are marked recovered. One ``tool.end`` event per
+guarded call carries its duration, status, attempts and who answered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from agentkeel import _internal
+from agentkeel._errors import ConfigurationError
+from agentkeel._runtime import get_pipeline
+from agentkeel.events import EventType, FailureRecord, Severity
+from agentkeel.resilience._base import PolicyBase
+from agentkeel.resilience._breaker import CircuitBreaker
+from agentkeel.resilience._breaker_registry import get_circuit_breaker
+from agentkeel.resilience._bulkhead import Bulkhead
+from agentkeel.resilience._fallback import Fallback
+from agentkeel.resilience._naming import describe
+from agentkeel.resilience._rate_limiter import RateLimiter
+from agentkeel.resilience._retry import Retry
+from agentkeel.resilience._timeout import Timeout
+from agentkeel.tracking import FailureTracker, current_node, get_failure_tracker
+from agentkeel.tracking._tracker import recorded_failure
+
+R = TypeVar("R")
+
+
+class Guard(PolicyBase):
+    """Policies around a callable, applied in the module's documented order.
+
+    Every argument is optional; give the ones you need::
+
+        guard = Guard(
+            name="weather",
+            retry=Retry(on=(ConnectionError, TimeoutError), attempts=3),
+            breaker="weather-api",          # a name (shared registry) or a CircuitBreaker
+            timeout=2.0,                    # seconds, a timedelta or a Timeout
+            fallback=[cached_weather],      # callables or (name, callable) pairs, or a Fallback
+        )
+        forecast = guard.call(get_weather, city="Lisbon")
+
+        @guard                               # or as a decorator, sync or async
+        async def get_weather(city: str) -> dict: ...
+
+    ``track=False`` turns failure tracking off; ``tracker`` pins a tracker (default:
+    :func:`agentkeel.tracking.get_failure_tracker` at call time).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        breaker: CircuitBreaker | str | None = None,
+        rate_limiter: RateLimiter | None = None,
+        timeout: Timeout | float | timedelta | None = None,
+        bulkhead: Bulkhead | int | None = None,
+        fallback: Fallback | Sequence[Any] | None = None,
+        track: bool = True,
+        tracker: FailureTracker | None = None,
+        graph_node: str | None = None,
+    ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigurationError(f"name must be a non-empty string or None, got {name!r}")
+        _expect(retry, Retry, "retry", "Retry(on=..., attempts=...)")
+        _expect(rate_limiter, RateLimiter, "rate_limiter", "RateLimiter(rate, per=...)")
+        if tracker is not None and not isinstance(tracker, FailureTracker):
+            raise ConfigurationError(f"tracker must be a FailureTracker or None, got {tracker!r}")
+        self.name = name
+        self.retry = retry
+        self.breaker = get_circuit_breaker(breaker) if isinstance(breaker, str) else breaker
+        _expect(self.breaker, CircuitBreaker, "breaker", "a CircuitBreaker or a breaker name")
+        self.rate_limiter = rate_limiter
+        self.timeout = (
+            timeout if isinstance(timeout, Timeout) or timeout is None else Timeout(timeout)
+        )
+        if isinstance(bulkhead, int) and not isinstance(bulkhead, bool):
+            bulkhead = Bulkhead(bulkhead)
+        _expect(bulkhead, Bulkhead, "bulkhead", "a Bulkhead or a maximum concurrency")
+        self.bulkhead: Bulkhead | None = bulkhead  # type: ignore[assignment]
+        if fallback is None or isinstance(fallback, Fallback):
+            self.fallback = fallback
+        elif isinstance(fallback, Sequence) and not isinstance(fallback, str):
+            self.fallback = Fallback(*fallback)
+        else:
+            raise ConfigurationError(
+                f"fallback must be a Fallback or a list of alternatives, got {fallback!r}"
+            )
+        self.track = bool(track)
+        self.tracker = tracker
+        self.graph_node = graph_node
+        # The inner chain is fixed at construction: a call only walks it.
+        inner: list[PolicyBase] = [
+            p
+            for p in (self.breaker, self.rate_limiter, self.timeout, self.bulkhead)
+            if p is not None
+        ]
+        self._inner_sync = tuple(p.call for p in inner)
+        self._inner_async = tuple(p.acall for p in inner)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{label}={value!r}"
+            for label, value in (
+                ("name", self.name),
+                ("fallback", self.fallback),
+                ("retry", self.retry),
+                ("breaker", self.breaker),
+                ("rate_limiter", self.rate_limiter),
+                ("timeout", self.timeout),
+                ("bulkhead", self.bulkhead),
+            )
+            if value is not None
+        ]
+        return f"Guard({', '.join(parts)})"
+
+    # ------------------------------------------------------------------ sync
+    def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        call = _GuardedCall(self, fn)
+        started = time.perf_counter()
+        try:
+            if self.fallback is not None:
+                result, source = self.fallback.call_with_source(
+                    _Named(call.name, call.run_retried), *args, **kwargs
+                )
+                call.answered_by = source
+            else:
+                result = call.run_retried(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(started, exc)
+            raise
+        call.finish(started, None)
+        return result  # type: ignore[no-any-return]
+
+    def _attempt(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        inner = self._inner_sync
+        if not inner:
+            return fn(*args, **kwargs)
+        return inner[0](*inner[1:], fn, *args, **kwargs)  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- async
+    async def acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
+        call = _GuardedCall(self, fn)
+        started = time.perf_counter()
+        try:
+            if self.fallback is not None:
+                result, source = await self.fallback.acall_with_source(
+                    _Named(call.name, call.arun_retried), *args, **kwargs
+                )
+                call.answered_by = source
+            else:
+                result = await call.arun_retried(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(started, exc)
+            raise
+        call.finish(started, None)
+        return result  # type: ignore[no-any-return]
+
+    async def _aattempt(
+        self, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        inner = self._inner_async
+        if not inner:
+            return await fn(*args, **kwargs)
+        return await inner[0](*inner[1:], fn, *args, **kwargs)
+
+
+class _GuardedCall:
+    """The state of one guarded call: its attempts and the failures they left."""
+
+    __slots__ = ("answered_by", "attempts", "failures", "fn", "guard", "name")
+
+    def __init__(self, guard: Guard, fn: Callable[..., Any]) -> None:
+        self.guard = guard
+        self.fn = fn
+        self.name = guard.name or describe(fn)
+        self.attempts = 0
+        self.failures: list[FailureRecord] = []
+        self.answered_by: str | None = None
+
+    # One attempt, tracked; the retry (if any) calls these again.
+    def attempt(self, *args: Any, **kwargs: Any) -> Any:
+        self.attempts += 1
+        try:
+            return self.guard._attempt(self.fn, args, kwargs)
+        except Exception as exc:
+            self._record(exc)
+            raise
+
+    async def aattempt(self, *args: Any, **kwargs: Any) -> Any:
+        self.attempts += 1
+        try:
+            return await self.guard._aattempt(self.fn, args, kwargs)
+        except Exception as exc:
+            self._record(exc)
+            raise
+
+    def run_retried(self, *args: Any, **kwargs: Any) -> Any:
+        retry = self.guard.retry
+        if retry is None:
+            return self.attempt(*args, **kwargs)
+        return retry.call(self.attempt, *args, **kwargs)
+
+    async def arun_retried(self, *args: Any, **kwargs: Any) -> Any:
+        retry = self.guard.retry
+        if retry is None:
+            return await self.aattempt(*args, **kwargs)
+        return await retry.acall(self.aattempt, *args, **kwargs)
+
+    # ------------------------------------------------------------- tracking
+    def _tracker(self) -> FailureTracker | None:
+        guard = self.guard
+        if not guard.track:
+            return None
+        return guard.tracker if guard.tracker is not None else get_failure_tracker()
+
+    def _record(self, exc: Exception) -> None:
+        try:
+            tracker = self._tracker()
+            if tracker is None or recorded_failure(exc) is not None:
+                return  # recorded already (by a tracked tool inside, say)
+            record = tracker.record_failure(
+                exc,
+                tool_name=self.name,
+                graph_node=self.guard.graph_node or current_node(),
+                attributes={"attempt": self.attempts},
+            )
+            self.failures.append(record)
+        except Exception as error:  # noqa: BLE001 - tracking must never hide the agent's error
+            _internal.report_internal_error("guard.track", error, reraise=False)
+
+    def finish(self, started: float, error: BaseException | None) -> None:
+        """Mark recovered failures and emit the call's one ``tool.end`` event."""
+        duration_ms = (time.perf_counter() - started) * 1000
+        try:
+            if error is None and self.failures:
+                action = (
+                    f"fallback: answered by {self.answered_by}"
+                    if self.answered_by not in (None, self.name)
+                    else f"retried: attempt {self.attempts} succeeded"
+                )
+                tracker = self._tracker()
+                if tracker is not None:
+                    for failure in self.failures:
+                        tracker.mark_recovered(failure, action)
+            attributes: dict[str, Any] = {
+                "duration_ms": duration_ms,
+                "status": "succeeded" if error is None else "failed",
+                "attempts": self.attempts,
+            }
+            if self.answered_by is not None:
+                attributes["answered_by"] = self.answered_by
+            if error is not None:
+                attributes["error_type"] = type(error).__name__
+            get_pipeline().emit(
+                EventType.TOOL_CALL_END,
+                name=self.name,
+                severity=Severity.INFO if error is None else Severity.LOW,
+                attributes=attributes,
+            )
+        except Exception as exc:  # noqa: BLE001 - telemetry must not change the outcome
+            _internal.report_internal_error("guard.finish", exc, reraise=error is None)
+
+
+class _Named:
+    """A callable that the fallback's events name after the guarded operation."""
+
+    __slots__ = ("__qualname__", "_fn")
+
+    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+        self.__qualname__ = name
+        self._fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+
+def _expect(value: object, cls: type, what: str, hint: str) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise ConfigurationError(f"{what} must be {hint}, got {value!r}")
+
+
+def guard(
+    fn: Callable[..., Any] | None = None,
+    /,
+    **options: Any,
+) -> Any:
+    """Build a :class:`Guard`; with a function, decorate it at once.
+
+    ``@guard(retry=..., breaker=...)`` and ``guarded = guard(fn, retry=...)`` both work.
+    """
+    policy = Guard(**options)
+    return policy if fn is None else policy(fn)
