@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/keel demo --chaos --seed 7
+	$(BIN)/keel demo --chaos --seed 8
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

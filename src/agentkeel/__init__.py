@@ -1,5 +1,7 @@
 """agentkeel: keeps AI agents running when things go wrong, and shows what went wrong."""
 
+import logging as _logging
+
 from agentkeel._context import (
     ContextThreadPoolExecutor,
     Scope,
@@ -26,6 +28,10 @@ from agentkeel._runtime import configure, emit, flush, get_pipeline, get_store, 
 from agentkeel.events import Category, Event, EventType, FailureRecord, Severity
 
 __version__ = "0.1.0"
+
+# A library logs only where its user asks (the logging HOWTO's advice): without this,
+# Python's last-resort handler would print our warnings to stderr.
+_logging.getLogger("agentkeel").addHandler(_logging.NullHandler())
 
 __all__ = [
     "Category",

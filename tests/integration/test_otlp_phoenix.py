@@ -220,10 +220,15 @@ def test_demo_run_spans_arrive_with_genai_and_agentkeel_attributes(
         assert span["attributes"]["error.type"]
         assert span["attributes"]["agentkeel.failure.category"]
         assert "failure.recorded" in [e["name"] for e in span["events"]]
-    recovered = [s for s in tools if s["attributes"].get("agentkeel.failure.recovered")]
+    # A failed attempt's span has ended by the time a later attempt or a fallback
+    # recovers it, so the recovery is an event on the enclosing step's span.
+    recovered = [s for s in spans if s["attributes"].get("agentkeel.failure.recovered")]
     assert recovered and all(
         "failure.recovered" in [e["name"] for e in s["events"]] for s in recovered
     )
+    assert {s["name"] for s in recovered} <= {
+        s["name"] for s in spans if not s["name"].startswith("execute_tool ")
+    }
 
 
 def test_tail_sampled_export_keeps_the_failed_run_whole(phoenix: Phoenix, tmp_path: Path) -> None:

@@ -334,12 +334,13 @@ def demo(
 
 
 def main() -> None:
-    # The CLI reports store trouble itself, in one line; agentkeel's internal-error
-    # log (with tracebacks) is for library users and shows here only with KEEL_DEBUG.
+    # The CLI reports store trouble itself, in one line, and narrates the policies;
+    # agentkeel's stdlib log (internal errors with tracebacks, breaker transitions) is
+    # for library users and shows here only with KEEL_DEBUG.
     if not os.environ.get("KEEL_DEBUG"):
-        internal = logging.getLogger("agentkeel.internal")
-        internal.addHandler(logging.NullHandler())
-        internal.propagate = False
+        quiet = logging.getLogger("agentkeel")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
     try:
         app()
     except KeelError as exc:

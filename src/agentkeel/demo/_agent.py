@@ -2,40 +2,71 @@
 
 It is a small hand-written agent loop, instrumented the way we advise users to
 instrument theirs: one ``run``, a tracked node per step, the tools behind a
-``TrackedToolRegistry``, failures recorded and marked recovered when a retry works.
-``chaos=True`` puts a seeded ``ChaosMonkey`` between the agent and its tools.
+``TrackedToolRegistry``, and each tool behind a ``Guard`` (retry, circuit breaker,
+timeout, fallback). ``chaos=True`` puts a seeded ``ChaosMonkey`` between the agent
+and its tools and model, so a run shows retries, a breaker opening and closing, a
+fallback answering and a timeout cutting a hung call.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import agentkeel
-from agentkeel.demo._tools import REQUIRED_KEYS, TOOLS, ScriptedModel, TripRequest
-from agentkeel.events import EventType, FailureRecord
+from agentkeel.demo._tools import FALLBACKS, REQUIRED_KEYS, TOOLS, ScriptedModel, TripRequest
+from agentkeel.events import Event, EventType, FailureRecord
+from agentkeel.resilience import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    Guard,
+    Retry,
+    Timeout,
+    default_retry_after,
+    exponential,
+)
 from agentkeel.tracking import (
     ChaosConfig,
     ChaosMonkey,
     FailureTracker,
     TrackedToolRegistry,
-    classify_error,
     set_failure_tracker,
     track_node,
 )
 
 DEFAULT_QUERY = "Plan a 3-day trip from London to Lisbon in May for two, budget 1500 EUR"
 # Chaos for the demo: frequent enough that a run shows several kinds of failure,
-# fast enough (short latencies, no hangs until timeouts exist) to finish in seconds.
-DEMO_CHAOS = {
+# short hangs that the per-attempt timeout cuts, fast enough to finish in seconds.
+DEMO_CHAOS: dict[str, Any] = {
     "failure_rate": 0.3,
     "latency_rate": 0.1,
     "latency_seconds": (0.01, 0.05),
+    "hang_rate": 0.06,
+    "hang_seconds": 1.0,
     "malformed_rate": 0.08,
+}
+ATTEMPT_TIMEOUT = 0.25  # seconds one tool attempt may take before it is cut
+# A sensitive breaker, so a short demo run can show it open, test and close.
+DEMO_BREAKER = CircuitBreakerConfig(
+    failure_rate_threshold=0.5,
+    minimum_calls=2,
+    window_size=4,
+    wait_in_open=0.05,
+    half_open_max_calls=1,
+)
+# The events the progress display narrates, in the order they were stored.
+_NARRATED = {
+    EventType.RETRY,
+    EventType.CIRCUIT_OPENED,
+    EventType.CIRCUIT_HALF_OPEN,
+    EventType.CIRCUIT_CLOSED,
+    EventType.FALLBACK,
+    EventType.TIMEOUT,
 }
 
 
@@ -54,7 +85,7 @@ class DemoOptions:
     seed: int | None = None
     track_failures: bool = True
     track_tools: bool = True
-    max_attempts: int = 3
+    max_attempts: int = 4
     runtime_dir: Path | None = None
     user_id: str = "demo-user"
     query: str = DEFAULT_QUERY
@@ -89,8 +120,59 @@ def _check_output(tool: str, output: object) -> dict[str, Any]:
     return dict(output)
 
 
+def _short_retry_after(exc: BaseException) -> float | None:
+    # The scripted provider asks for waits of seconds; the demo honours them, shortened,
+    # so it stays quick. A real agent keeps `default_retry_after`.
+    asked = default_retry_after(exc)
+    return None if asked is None else min(asked, 0.2)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    # Chaos faults are transient by nature; bad credentials never are.
+    return not isinstance(exc, PermissionError)
+
+
+class _Narrator:
+    """A pipeline sink that keeps the policies' events for the progress display."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[Event] = []
+
+    def __call__(self, batch: Sequence[Event], /) -> None:
+        with self._lock:
+            self._events.extend(e for e in batch if e.type in _NARRATED)
+
+    def take(self) -> list[Event]:
+        agentkeel.flush(timeout=5)  # what is narrated is what was stored
+        with self._lock:
+            taken, self._events = self._events, []
+        return taken
+
+
+def _describe(event: Event) -> tuple[str, bool]:  # noqa: PLR0911 - one line per event type
+    a = event.attributes
+    if event.type == EventType.RETRY:
+        if a.get("giving_up"):
+            return f"retry {event.name}: giving up ({a.get('reason')})", False
+        return (
+            f"retry {event.name}: attempt {a.get('attempt')} failed "
+            f"({a.get('error_class')}), trying again in {float(a.get('delay_s', 0)):.3f} s",
+            False,
+        )
+    if event.type == EventType.CIRCUIT_OPENED:
+        return f"breaker {event.name} opened ({a.get('reason', 'failures')})", False
+    if event.type == EventType.CIRCUIT_HALF_OPEN:
+        return f"breaker {event.name} half-open: letting a trial call through", True
+    if event.type == EventType.CIRCUIT_CLOSED:
+        return f"breaker {event.name} closed again", True
+    if event.type == EventType.FALLBACK:
+        return f"fallback: {a.get('answered_by')} answered for {event.name}", True
+    return f"timeout cut {event.name} after {a.get('timeout_s', a.get('timeout', '?'))} s", False
+
+
 def run_demo(
-    options: DemoOptions = DemoOptions(),
+    options: DemoOptions = DemoOptions(),  # frozen, so sharing the default is safe
     *,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> DemoResult:
@@ -98,74 +180,96 @@ def run_demo(
     say = on_progress or (lambda _p: None)
     request = TripRequest()
     model = ScriptedModel(request)
-    monkey = (
-        ChaosMonkey(ChaosConfig(seed=options.seed, **DEMO_CHAOS))  # type: ignore[arg-type]
-        if options.chaos
-        else None
-    )
+    monkey = ChaosMonkey(ChaosConfig(seed=options.seed, **DEMO_CHAOS)) if options.chaos else None
     raw_tools: dict[str, Callable[..., Any]] = dict(TOOLS)
     call_model: Callable[[str], str] = model.complete
     if monkey is not None:
         raw_tools = {name: monkey.wrap(fn, name=name) for name, fn in raw_tools.items()}
         call_model = monkey.wrap(model.complete, name="planner_llm")
-
-    with agentkeel.run("travel-demo", user_id=options.user_id, tags=["demo"]) as scope:
-        run_id = scope.run_id or ""
-        tracker: FailureTracker | None = None
-        if options.track_failures:
-            tracker = FailureTracker(
-                run_id=run_id, user_id=options.user_id, runtime_dir=options.runtime_dir
+    narrator = _Narrator()
+    pipeline = agentkeel.get_pipeline()
+    pipeline.add_sink(narrator)
+    try:
+        with agentkeel.run("travel-demo", user_id=options.user_id, tags=["demo"]) as scope:
+            run_id = scope.run_id or ""
+            tracker: FailureTracker | None = None
+            if options.track_failures:
+                tracker = FailureTracker(
+                    run_id=run_id, user_id=options.user_id, runtime_dir=options.runtime_dir
+                )
+                set_failure_tracker(tracker)
+            tools: Any = (
+                TrackedToolRegistry(raw_tools, tracker=tracker, graph_node="executor")
+                if tracker is not None and options.track_tools
+                else raw_tools
             )
-            set_failure_tracker(tracker)
-        tools: Any = (
-            TrackedToolRegistry(raw_tools, tracker=tracker, graph_node="executor")
-            if tracker is not None and options.track_tools
-            else raw_tools
-        )
-        agent = _TravelAgent(options, tracker, tools, call_model, say)
-        plan = agent.plan(options.query)
-        results, blocked = agent.execute(plan)
-        answer = agent.summarise(request, results, blocked)
+            agent = _TravelAgent(options, tracker, tools, call_model, say, narrator)
+            plan = agent.plan(options.query)
+            results, blocked = agent.execute(plan)
+            answer = agent.summarise(request, results, blocked)
+    finally:
+        pipeline.remove_sink(narrator)
     return DemoResult(run_id=run_id, answer=answer, blocked=blocked, tracker=tracker)
 
 
 class _TravelAgent:
-    def __init__(
+    def __init__(  # noqa: PLR0917 - private, built in one place
         self,
         options: DemoOptions,
         tracker: FailureTracker | None,
         tools: Any,
         call_model: Callable[[str], str],
         say: Callable[[Progress], None],
+        narrator: _Narrator,
     ) -> None:
         self.options = options
         self.tracker = tracker
         self.tools = tools
         self.call_model = call_model
         self.say = say
+        self.narrator = narrator
+        track = tracker is not None
+
+        def retry(name: str) -> Retry:
+            return Retry(
+                on=_worth_retrying,
+                attempts=options.max_attempts,
+                backoff=exponential(initial=0.01, max=0.08),
+                timeout=10.0,
+                retry_after=_short_retry_after,
+                name=name,
+            )
+
+        self.guards: dict[str, Guard] = {
+            tool: Guard(
+                name=tool,
+                retry=retry(tool),
+                breaker=CircuitBreaker(f"{tool}-api", DEMO_BREAKER),
+                timeout=Timeout(ATTEMPT_TIMEOUT, name=tool),
+                fallback=[(FALLBACKS[tool][0], FALLBACKS[tool][1])] if tool in FALLBACKS else None,
+                track=track,
+                tracker=tracker,
+                graph_node="executor",
+            )
+            for tool in TOOLS
+        }
+        self.model_guard = Guard(
+            name="planner_llm",
+            retry=retry("planner_llm"),
+            track=track,
+            tracker=tracker,
+            graph_node="planner",
+            event=None,
+        )
         # Nodes are wrapped here so they report to this run's tracker.
         self.plan = track_node("planner", tracker=tracker)(self._plan)  # type: ignore[method-assign]
         self.execute = track_node("executor", tracker=tracker)(self._execute)  # type: ignore[method-assign]
         self.summarise = track_node("summariser", tracker=tracker)(self._summarise)  # type: ignore[method-assign]
 
-    # -- helpers -----------------------------------------------------------
-    def _record(self, exc: BaseException, *, node: str, tool: str | None) -> FailureRecord | None:
-        if self.tracker is None:
-            return None
-        return self.tracker.record_failure(exc, graph_node=node, tool_name=tool)
-
-    def _last_failure(self) -> FailureRecord | None:
-        return (
-            self.tracker.failures[-1]
-            if self.tracker is not None and self.tracker.failures
-            else None
-        )
-
-    def _recovered(self, failures: list[FailureRecord], attempt: int) -> None:
-        if self.tracker is None:
-            return
-        for failure in failures:
-            self.tracker.mark_recovered(failure, f"retried: attempt {attempt} succeeded")
+    def narrate(self, node: str) -> None:
+        for event in self.narrator.take():
+            message, ok = _describe(event)
+            self.say(Progress(node, message, ok=ok))
 
     # -- nodes -------------------------------------------------------------
     def plan(self, query: str) -> list[dict[str, Any]]:  # replaced in __init__
@@ -179,40 +283,47 @@ class _TravelAgent:
     ) -> str:
         raise NotImplementedError
 
-    def _plan(self, query: str) -> list[dict[str, Any]]:
-        failures: list[FailureRecord] = []
-        for attempt in range(1, self.options.max_attempts + 1):
-            started = time.perf_counter()
-            agentkeel.emit(
-                EventType.LLM_CALL_START,
-                name=ScriptedModel.name,
-                attributes={"gen_ai.request.model": ScriptedModel.name, "attempt": attempt},
-            )
-            try:
-                text = self.call_model(query)
-                plan = json.loads(text)["calls"]
-            except Exception as exc:  # noqa: BLE001 - every model failure is recorded and retried
-                record = self._record(exc, node="planner", tool="planner_llm")
-                if record is not None:
-                    failures.append(record)
-                self.say(
-                    Progress("planner", f"model call failed: {type(exc).__name__}: {exc}", ok=False)
-                )
-                continue
+    def _ask_model(self, query: str) -> list[dict[str, Any]]:
+        """One model call: LLM events around it, its JSON parsed (bad JSON is retried)."""
+        started = time.perf_counter()
+        model = {"gen_ai.request.model": ScriptedModel.name}
+        agentkeel.emit(EventType.LLM_CALL_START, name=ScriptedModel.name, attributes=model)
+        try:
+            text = self.call_model(query)
+            calls = list(json.loads(text)["calls"])
+        except Exception as exc:
             agentkeel.emit(
                 EventType.LLM_CALL_END,
                 name=ScriptedModel.name,
+                severity=1,
                 attributes={
-                    "gen_ai.request.model": ScriptedModel.name,
-                    "gen_ai.usage.input_tokens": len(query.split()) * 4,
-                    "gen_ai.usage.output_tokens": len(text) // 4,
+                    **model,
+                    "status": "failed",
+                    "error_type": type(exc).__name__,
                     "duration_ms": (time.perf_counter() - started) * 1000,
                 },
             )
-            self._recovered(failures, attempt)
-            self.say(Progress("planner", f"planned {len(plan)} tool calls"))
-            return list(plan)
-        raise RuntimeError(f"the planner failed {self.options.max_attempts} times; giving up")
+            raise
+        agentkeel.emit(
+            EventType.LLM_CALL_END,
+            name=ScriptedModel.name,
+            attributes={
+                **model,
+                "status": "succeeded",
+                "gen_ai.usage.input_tokens": len(query.split()) * 4,
+                "gen_ai.usage.output_tokens": len(text) // 4,
+                "duration_ms": (time.perf_counter() - started) * 1000,
+            },
+        )
+        return calls
+
+    def _plan(self, query: str) -> list[dict[str, Any]]:
+        try:
+            plan = self.model_guard.call(self._ask_model, query)
+        finally:
+            self.narrate("planner")
+        self.say(Progress("planner", f"planned {len(plan)} tool calls"))
+        return plan
 
     def _execute(self, plan: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         results: list[dict[str, Any]] = []
@@ -220,48 +331,27 @@ class _TravelAgent:
         for call in plan:
             tool, args = call["tool"], call["args"]
             label = f"{tool}({', '.join(f'{k}={v}' for k, v in args.items())})"
-            output = self._call_with_retries(tool, args, label)
-            if output is None:
-                blocked.append(label)
-                self.say(Progress("executor", f"{label}: blocked, the summary says so", ok=False))
-            else:
-                results.append({"tool": tool, **output})
-        return results, blocked
 
-    def _call_with_retries(
-        self, tool: str, args: dict[str, Any], label: str
-    ) -> dict[str, Any] | None:
-        tracked = isinstance(self.tools, TrackedToolRegistry)
-        failures: list[FailureRecord] = []
-        for attempt in range(1, self.options.max_attempts + 1):
-            record: FailureRecord | None
+            def attempt(tool: str = tool, **kwargs: Any) -> dict[str, Any]:
+                return _check_output(tool, self.tools[tool](**kwargs))
+
             try:
-                output = self.tools[tool](**args)
-            except Exception as exc:  # noqa: BLE001 - recorded, then retried or blocked
-                # A tracked registry has recorded the failure already.
-                record = (
-                    self._last_failure()
-                    if tracked
-                    else self._record(exc, node="executor", tool=tool)
+                output = self.guards[tool].call(attempt, **args)
+            except Exception as exc:  # noqa: BLE001 - the failures are recorded; the step is blocked
+                self.narrate("executor")
+                blocked.append(label)
+                self.say(
+                    Progress(
+                        "executor",
+                        f"{label}: blocked ({type(exc).__name__}); the summary says so",
+                        ok=False,
+                    )
                 )
-                error: BaseException = exc
-            else:
-                try:
-                    checked = _check_output(tool, output)
-                except MalformedOutputError as exc:
-                    record = self._record(exc, node="executor", tool=tool)
-                    error = exc
-                else:
-                    self._recovered(failures, attempt)
-                    suffix = f" (attempt {attempt})" if attempt > 1 else ""
-                    self.say(Progress("executor", f"{label}{suffix}"))
-                    return checked
-            if record is not None:
-                failures.append(record)
-            self.say(Progress("executor", f"{label}: {type(error).__name__}: {error}", ok=False))
-            if not classify_error(error).retryable and classify_error(error).category == "auth":
-                break  # retrying bad credentials only gets the key locked
-        return None
+                continue
+            self.narrate("executor")
+            results.append({"tool": tool, **output})
+            self.say(Progress("executor", label))
+        return results, blocked
 
     def _summarise(
         self, request: TripRequest, results: list[dict[str, Any]], blocked: list[str]

@@ -19,6 +19,8 @@ class CircuitOpenError(ResilienceError):
     ``retry_after`` is how many seconds until the breaker lets a trial call through.
     """
 
+    keel_category = "network"  # the dependency behind the breaker is failing
+
     def __init__(self, name: str, retry_after: float, message: str | None = None) -> None:
         self.name = name
         self.retry_after = retry_after
@@ -40,9 +42,13 @@ class ToolTimeoutError(ResilienceError, TimeoutError):
 class BulkheadFullError(ResilienceError):
     """Too many calls are running at once and none finished within the wait allowed."""
 
+    keel_category = "resource"
+
 
 class RateLimitExceededError(ResilienceError):
     """The rate limiter has no token for this call; ``retry_after`` says when one is due."""
+
+    keel_category = "rate_limit"
 
     def __init__(self, name: str, retry_after: float) -> None:
         self.name = name

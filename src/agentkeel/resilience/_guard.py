@@ -22,16 +22,17 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from agentkeel import _internal
 from agentkeel._errors import ConfigurationError
 from agentkeel._runtime import get_pipeline
-from agentkeel.events import EventType, FailureRecord, Severity
+from agentkeel.events import EventType, Severity
 from agentkeel.resilience._base import PolicyBase
 from agentkeel.resilience._breaker import CircuitBreaker
 from agentkeel.resilience._breaker_registry import get_circuit_breaker
 from agentkeel.resilience._bulkhead import Bulkhead
+from agentkeel.resilience._errors import CircuitOpenError
 from agentkeel.resilience._fallback import Fallback
 from agentkeel.resilience._naming import describe
 from agentkeel.resilience._rate_limiter import RateLimiter
@@ -60,7 +61,9 @@ class Guard(PolicyBase):
         @guard                               # or as a decorator, sync or async
         async def get_weather(city: str) -> dict: ...
 
-    ``track=False`` turns failure tracking off; ``tracker`` pins a tracker (default:
+    ``event`` is the kind of end event each call emits (``"tool"``, ``"llm"``, or
+    ``None`` when the callable emits its own). ``track=False`` turns failure
+    tracking off; ``tracker`` pins a tracker (default:
     :func:`agentkeel.tracking.get_failure_tracker` at call time).
     """
 
@@ -77,7 +80,10 @@ class Guard(PolicyBase):
         track: bool = True,
         tracker: FailureTracker | None = None,
         graph_node: str | None = None,
+        event: Literal["tool", "llm"] | None = "tool",
     ) -> None:
+        if event not in ("tool", "llm", None):
+            raise ConfigurationError(f"event must be 'tool', 'llm' or None, got {event!r}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigurationError(f"name must be a non-empty string or None, got {name!r}")
         _expect(retry, Retry, "retry", "Retry(on=..., attempts=...)")
@@ -107,6 +113,12 @@ class Guard(PolicyBase):
         self.track = bool(track)
         self.tracker = tracker
         self.graph_node = graph_node
+        # One end event per guarded call; None when the callable emits its own.
+        self.event_type = {
+            "tool": EventType.TOOL_CALL_END,
+            "llm": EventType.LLM_CALL_END,
+            None: None,
+        }[event]
         # The inner chain is fixed at construction: a call only walks it.
         inner: list[PolicyBase] = [
             p
@@ -193,7 +205,8 @@ class _GuardedCall:
         self.fn = fn
         self.name = guard.name or describe(fn)
         self.attempts = 0
-        self.failures: list[FailureRecord] = []
+        # (tracker, failure ID): ours, or recorded already by a tracked tool inside.
+        self.failures: list[tuple[FailureTracker, str]] = []
         self.answered_by: str | None = None
 
     # One attempt, tracked; the retry (if any) calls these again.
@@ -233,17 +246,25 @@ class _GuardedCall:
         return guard.tracker if guard.tracker is not None else get_failure_tracker()
 
     def _record(self, exc: Exception) -> None:
+        if isinstance(exc, CircuitOpenError):
+            # A refusal is not a new failure of the tool: the failures that opened the
+            # breaker are recorded, the refusal itself is a circuit.rejected event.
+            return
         try:
             tracker = self._tracker()
-            if tracker is None or recorded_failure(exc) is not None:
-                return  # recorded already (by a tracked tool inside, say)
+            if tracker is None:
+                return
+            earlier = recorded_failure(exc)
+            if earlier is not None:  # a tracked tool inside recorded it: recover it later
+                self.failures.append(earlier)
+                return
             record = tracker.record_failure(
                 exc,
                 tool_name=self.name,
                 graph_node=self.guard.graph_node or current_node(),
                 attributes={"attempt": self.attempts},
             )
-            self.failures.append(record)
+            self.failures.append((tracker, record.failure_id))
         except Exception as error:  # noqa: BLE001 - tracking must never hide the agent's error
             _internal.report_internal_error("guard.track", error, reraise=False)
 
@@ -257,10 +278,11 @@ class _GuardedCall:
                     if self.answered_by not in (None, self.name)
                     else f"retried: attempt {self.attempts} succeeded"
                 )
-                tracker = self._tracker()
-                if tracker is not None:
-                    for failure in self.failures:
-                        tracker.mark_recovered(failure, action)
+                for tracker, failure_id in self.failures:
+                    tracker.mark_recovered(failure_id, action)
+            event_type = self.guard.event_type
+            if event_type is None:
+                return
             attributes: dict[str, Any] = {
                 "duration_ms": duration_ms,
                 "status": "succeeded" if error is None else "failed",
@@ -271,7 +293,7 @@ class _GuardedCall:
             if error is not None:
                 attributes["error_type"] = type(error).__name__
             get_pipeline().emit(
-                EventType.TOOL_CALL_END,
+                event_type,
                 name=self.name,
                 severity=Severity.INFO if error is None else Severity.LOW,
                 attributes=attributes,

@@ -128,6 +128,7 @@ def _plain(category: Category) -> Classification:
     )
 
 
+_BY_VALUE = {category.value: category for category in Category}
 # Immutable, so the common answers (no status code, no Retry-After) are built once.
 _PLAIN = {category: _plain(category) for category in Category}
 
@@ -191,6 +192,11 @@ def _compute_traits(cls: type[BaseException]) -> frozenset[str]:
 
 
 def _classify_one(exc: BaseException) -> Classification:  # noqa: PLR0911 - a return per rule
+    # Exceptions may declare their category (agentkeel's own policy errors do, so this
+    # room needs no import from the rooms above it): ``keel_category = "network"``.
+    declared = getattr(type(exc), "keel_category", None)
+    if isinstance(declared, str) and declared in _BY_VALUE:
+        return _make(_BY_VALUE[declared], None, getattr(exc, "retry_after", None))
     traits = _traits(type(exc))
     status = status_code_of(exc)
     if "resource" in traits or (

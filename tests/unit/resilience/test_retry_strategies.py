@@ -229,7 +229,7 @@ class AuthenticationError(Exception):
         (AuthenticationError("bad key"), ErrorType.CONFIGURATION_ERROR),
         (_Status(401), ErrorType.CONFIGURATION_ERROR),
         (RuntimeError("?"), ErrorType.UNKNOWN_ERROR),
-        (CircuitOpenError("svc", 3.0), ErrorType.UNKNOWN_ERROR),
+        (CircuitOpenError("svc", 3.0), ErrorType.COMMUNICATION_ERROR),
         (RateLimitExceededError("svc", 1.0), ErrorType.COMMUNICATION_ERROR),
     ],
 )
