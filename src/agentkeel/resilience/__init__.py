@@ -14,12 +14,13 @@ from agentkeel.resilience._adaptive import (
     SuccessRateStats,
 )
 from agentkeel.resilience._base import Policy, PolicyBase
-from agentkeel.resilience._breaker import BreakerStateStore, CircuitBreaker
+from agentkeel.resilience._breaker import BreakerStateStore, CircuitBreaker, SharedBreakerState
 from agentkeel.resilience._breaker_config import CircuitBreakerConfig
 from agentkeel.resilience._breaker_machine import CircuitState
 from agentkeel.resilience._breaker_redis import RedisBreakerStore
 from agentkeel.resilience._breaker_registry import (
     CircuitBreakerRegistry,
+    default_registry,
     get_all_circuit_breakers,
     get_circuit_breaker,
     reset_all_circuit_breakers,
@@ -130,6 +131,7 @@ __all__ = [
     "RetryDetails",
     "RetryHook",
     "RetryReason",
+    "SharedBreakerState",
     "SuccessRateLearner",
     "SuccessRateStats",
     "Timeout",
@@ -140,6 +142,7 @@ __all__ = [
     "ToolTimeoutError",
     "adaptive",
     "classify_error_type",
+    "default_registry",
     "default_retry_after",
     "exponential",
     "fixed",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from datetime import timedelta
@@ -442,8 +443,8 @@ class RedisBreakerState:
             repr(resolved.max_wait_in_half_open),
             self._fingerprint,
         )
-        # Where calls go while Redis is unreachable.
-        self._local = BreakerMachine(resolved, 0.0)
+        # Where calls go while Redis is unreachable (fed the callers' wall clock too).
+        self._local = BreakerMachine(resolved, time.time())
         self._local_lock = threading.Lock()
         self._down_until = -math.inf
         self._bound = False
