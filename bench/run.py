@@ -349,9 +349,125 @@ def build_cases(workdir: Path) -> tuple[list[Case], dict[str, Any]]:
         )
     )
 
+    # ------------------------------------------------- guarded calls (issue 3)
+    cases.extend(_guard_cases(tracker, tracer, slog))
+
     notes["span_exporter"] = exporter
     notes["tracker"] = tracker
     return cases, notes
+
+
+def _guard_cases(tracker: Any, tracer: Any, slog: Any) -> list[Case]:
+    """Our composed policies against the stacks users assemble from the peers."""
+    import pybreaker
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from tenacity import retry, stop_after_attempt, wait_exponential, wait_none
+
+    from agentkeel.resilience import CircuitBreaker, CircuitBreakerConfig, Guard, Retry, fixed
+
+    cases: list[Case] = []
+    guarded = Guard(
+        name="tool",
+        retry=Retry(on=ConnectionError, attempts=3),
+        breaker=CircuitBreaker("bench-guard"),
+        tracker=tracker,
+    )(tool)
+    cases.append(
+        Case(
+            "keel_guard",
+            "guard",
+            "Guard(retry + breaker + failure tracking + tool.end event)",
+            guarded,
+        )
+    )
+
+    registry = CollectorRegistry()
+    calls = Counter("peer_calls", "calls", ["tool"], registry=registry)
+    latency = Histogram("peer_latency", "latency", ["tool"], registry=registry)
+    full_breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)
+
+    @retry(stop=stop_after_attempt(3), wait=wait_exponential())
+    @full_breaker
+    def peer_inner(x: int) -> int:
+        return x + 1
+
+    def full_stack(i: int) -> int:
+        with tracer.start_as_current_span("tool.call", attributes=ATTRS):
+            started = time.perf_counter()
+            r = peer_inner(i)
+            calls.labels(tool="x").inc()
+            latency.labels(tool="x").observe(time.perf_counter() - started)
+            slog.info("tool called", tool="tool", attempt=1, ok=True)
+            return r
+
+    cases.append(
+        Case(
+            "peer_full_stack",
+            "guard",
+            "OTel span{tenacity{pybreaker{tool}}} + prometheus counter+histogram + structlog line",
+            full_stack,
+        )
+    )
+
+    def no_sleep(_s: float) -> None:
+        return None
+
+    retry_flaky = Flaky()
+    keel_retry = Retry(
+        on=ConnectionError, attempts=3, backoff=fixed(0), jitter=False, sleep=no_sleep
+    )
+
+    def keel_retry_fail_then_ok(i: int) -> int:
+        return keel_retry.call(retry_flaky, i)
+
+    cases.append(
+        Case(
+            "keel_retry_fail_then_ok",
+            "retry-fail",
+            "Retry.call: 1 failure then success, no sleep",
+            keel_retry_fail_then_ok,
+            before=lambda: setattr(retry_flaky, "n", 0),
+        )
+    )
+    tenacity_flaky = Flaky()
+
+    @retry(stop=stop_after_attempt(3), wait=wait_none(), sleep=no_sleep)
+    def tenacity_fail_then_ok(x: int) -> int:
+        return tenacity_flaky(x)
+
+    cases.append(
+        Case(
+            "tenacity_fail_then_ok",
+            "retry-fail",
+            "@retry(stop 3, wait_none, sleep=noop)",
+            tenacity_fail_then_ok,
+            before=lambda: setattr(tenacity_flaky, "n", 0),
+        )
+    )
+    guard_flaky = Flaky()
+    flaky_guard = Guard(
+        name="flaky",
+        retry=Retry(on=ConnectionError, attempts=3, backoff=fixed(0), jitter=False, sleep=no_sleep),
+        # Like the peer's fail_max=1_000_000: the breaker keeps books but never opens.
+        breaker=CircuitBreaker(
+            "bench-guard-flaky", CircuitBreakerConfig(failure_rate_threshold=1.0)
+        ),
+        tracker=tracker,
+    )
+
+    def keel_guard_fail_then_ok(i: int) -> int:
+        return flaky_guard.call(guard_flaky, i)
+
+    cases.append(
+        Case(
+            "keel_guard_fail_then_ok",
+            "retry-fail",
+            "Guard: 1 failure (recorded, JSONL, event) then success (marked recovered)",
+            keel_guard_fail_then_ok,
+            before=lambda: setattr(guard_flaky, "n", 0),
+        )
+    )
+    return cases
 
 
 def store_throughput(workdir: Path, postgres_url: str | None) -> dict[str, Any]:
@@ -464,6 +580,32 @@ RATIOS = [
         "tool: tenacity+pybreaker / keel tracked call (caller)",
         "tenacity+pybreaker",
         "keel_tracked_tool",
+        "median",
+    ),
+    # Issue 3 targets: >= 6x, >= 30x and >= 3x.
+    (
+        "guard: tenacity+pybreaker / keel Guard (caller)",
+        "tenacity+pybreaker",
+        "keel_guard",
+        "median",
+    ),
+    ("guard: peer full stack / keel Guard (caller)", "peer_full_stack", "keel_guard", "median"),
+    (
+        "guard: peer full stack / keel Guard (cpu incl. writer)",
+        "peer_full_stack",
+        "keel_guard",
+        "cpu",
+    ),
+    (
+        "retry 1 failure: tenacity / keel Retry (caller)",
+        "tenacity_fail_then_ok",
+        "keel_retry_fail_then_ok",
+        "median",
+    ),
+    (
+        "retry 1 failure: tenacity+pybreaker / keel Guard with tracking (caller)",
+        "tenacity+pybreaker_fail_then_ok",
+        "keel_guard_fail_then_ok",
         "median",
     ),
 ]

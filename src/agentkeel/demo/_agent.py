@@ -250,6 +250,8 @@ class _TravelAgent:
                 track=track,
                 tracker=tracker,
                 graph_node="executor",
+                # A tracked registry inside already emits tool.start/tool.end per attempt.
+                event=None if isinstance(tools, TrackedToolRegistry) else "tool",
             )
             for tool in TOOLS
         }
