@@ -351,6 +351,7 @@ def build_cases(workdir: Path) -> tuple[list[Case], dict[str, Any]]:
 
     # ------------------------------------------------- guarded calls (issue 3)
     cases.extend(_guard_cases(tracker, tracer, slog))
+    cases.extend(loop_detector_cases())
 
     notes["span_exporter"] = exporter
     notes["tracker"] = tracker
@@ -468,6 +469,68 @@ def _guard_cases(tracker: Any, tracer: Any, slog: Any) -> list[Case]:
         )
     )
     return cases
+
+
+def loop_detector_cases() -> list[Case]:
+    """LoopDetector cost per step, with its 100-step window kept full (issue 5: <= 10 us).
+
+    Five tools called in turn with dict arguments and results that never repeat, so
+    every step is judged against a full window and none is a loop; a batch whose
+    results are all "ok" (the near-duplicate check's busiest case); and guard()
+    (check before + record after) around a call.
+    """
+    from agentkeel.recovery import LoopDetectionConfig, LoopDetector
+
+    config = LoopDetectionConfig(max_iterations=100, emit_events=False)
+    actions = ["search", "read", "summarize", "write", "plan"]
+    mixed = LoopDetector(config)
+    batch = LoopDetector(config)
+    guarded = LoopDetector(config)
+    for i in range(-200, 0):  # fill the windows before timing
+        mixed.record_step("agent", actions[i % 5], {"q": "weather", "page": i}, result={"n": i})
+        batch.record_step("agent", actions[i % 5], {"item": i}, result="ok")
+        guarded.record_step("agent", actions[i % 5], {"q": "weather", "page": i}, result={"n": i})
+
+    def record_mixed(i: int) -> None:
+        mixed.record_step("agent", actions[i % 5], {"q": "weather", "page": i}, result={"n": i})
+
+    def record_same_result(i: int) -> None:
+        batch.record_step("agent", actions[i % 5], {"item": i}, result="ok")
+
+    def guard_step(i: int) -> int:
+        with guarded.guard("agent", actions[i % 5], {"q": "weather", "page": i}) as step:
+            step.result = r = {"n": i}
+        return r["n"]
+
+    # Page numbers restart with every timing round: offset them so no call repeats.
+    offset = [0]
+
+    def shift() -> None:
+        offset[0] += 10_000_000
+
+    return [
+        Case(
+            "keel_loop_record_step",
+            "loop",
+            "LoopDetector.record_step, 100-step window, dict args+result, no loop",
+            lambda i: record_mixed(i + offset[0]),
+            before=shift,
+        ),
+        Case(
+            "keel_loop_record_same_result",
+            "loop",
+            "record_step, 100-step window, every result 'ok' (near-duplicate checks)",
+            lambda i: record_same_result(i + offset[0]),
+            before=shift,
+        ),
+        Case(
+            "keel_loop_guard",
+            "loop",
+            "with detector.guard(...): check before + record after, 100-step window",
+            lambda i: guard_step(i + offset[0]),
+            before=shift,
+        ),
+    ]
 
 
 def store_throughput(workdir: Path, postgres_url: str | None) -> dict[str, Any]:

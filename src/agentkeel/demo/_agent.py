@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import agentkeel
-from agentkeel.demo._tools import FALLBACKS, REQUIRED_KEYS, TOOLS, ScriptedModel, TripRequest
+from agentkeel.demo._tools import (
+    FALLBACKS,
+    REQUIRED_KEYS,
+    TOOLS,
+    ScriptedModel,
+    TripRequest,
+    attractions,
+)
 from agentkeel.events import Event, EventType, FailureRecord
+from agentkeel.recovery import EscalationManager, LoopDetectedError, LoopDetector
 from agentkeel.resilience import (
     CircuitBreaker,
     CircuitBreakerConfig,
@@ -67,6 +75,8 @@ _NARRATED = {
     EventType.CIRCUIT_CLOSED,
     EventType.FALLBACK,
     EventType.TIMEOUT,
+    EventType.LOOP_DETECTED,
+    EventType.ESCALATION_CREATED,
 }
 
 
@@ -168,6 +178,14 @@ def _describe(event: Event) -> tuple[str, bool]:  # noqa: PLR0911 - one line per
         return f"breaker {event.name} closed again", True
     if event.type == EventType.FALLBACK:
         return f"fallback: {a.get('answered_by')} answered for {event.name}", True
+    if event.type == EventType.LOOP_DETECTED:
+        return f"loop caught: {a.get('message') or a.get('kind') or event.name}", False
+    if event.type == EventType.ESCALATION_CREATED:
+        return (
+            f"escalated to a person: ticket {a.get('ticket_id')} ({a.get('level')}, "
+            f"priority {a.get('priority')}); see keel escalations show {a.get('ticket_id')}",
+            False,
+        )
     return f"timeout cut {event.name} after {a.get('timeout_s', a.get('timeout', '?'))} s", False
 
 
@@ -206,6 +224,7 @@ def run_demo(
             agent = _TravelAgent(options, tracker, tools, call_model, say, narrator)
             plan = agent.plan(options.query)
             results, blocked = agent.execute(plan)
+            results += agent.research(request, confused=options.chaos)
             answer = agent.summarise(request, results, blocked)
     finally:
         pipeline.remove_sink(narrator)
@@ -267,6 +286,9 @@ class _TravelAgent:
         self.plan = track_node("planner", tracker=tracker)(self._plan)  # type: ignore[method-assign]
         self.execute = track_node("executor", tracker=tracker)(self._execute)  # type: ignore[method-assign]
         self.summarise = track_node("summariser", tracker=tracker)(self._summarise)  # type: ignore[method-assign]
+        self.research = track_node("researcher", tracker=tracker)(self._research)  # type: ignore[method-assign]
+        self.loops = LoopDetector()
+        self.escalations = EscalationManager()
 
     def narrate(self, node: str) -> None:
         for event in self.narrator.take():
@@ -284,6 +306,41 @@ class _TravelAgent:
         self, request: TripRequest, results: list[dict[str, Any]], blocked: list[str]
     ) -> str:
         raise NotImplementedError
+
+    def research(self, request: TripRequest, *, confused: bool) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _research(self, request: TripRequest, *, confused: bool) -> list[dict[str, Any]]:
+        """Look up sights; with chaos the model gets stuck asking the same search."""
+        model = ScriptedModel(request)
+        agent_id = agentkeel.current_scope().run_id or "travel-demo"
+        found: list[dict[str, Any]] = []
+        try:
+            for query in model.research_queries(confused=confused):
+                with self.loops.guard(agent_id, "attractions", {"query": query}) as step:
+                    step.result = attractions(city=request.city, query=query)
+                found.append({"tool": "attractions", **step.result})
+                self.say(Progress("researcher", f"attractions(query={query})"))
+        except LoopDetectedError as exc:
+            if self.tracker is not None:
+                self.tracker.record_failure(
+                    exc,
+                    graph_node="researcher",
+                    tool_name="attractions",
+                    category="loop",
+                    severity="high",
+                )
+            self.escalations.create_escalation_sync(
+                exc,
+                recovery_attempts=0,
+                agent_id=agent_id,
+                task_id="research",
+                note="the model kept asking for the same search; the loop detector stopped it",
+            )
+            self.loops.reset_agent_sync(agent_id)
+        finally:
+            self.narrate("researcher")
+        return found[:1]
 
     def _ask_model(self, query: str) -> list[dict[str, Any]]:
         """One model call: LLM events around it, its JSON parsed (bad JSON is retried)."""
@@ -380,6 +437,8 @@ class _TravelAgent:
         lines.append(f"  total {total} EUR of a {request.budget_eur:.0f} EUR budget")
         for c in by_tool.get("currency", []):
             lines.append(f"  budget in {c['target']}: {c['converted']}")
+        for a in by_tool.get("attractions", []):
+            lines.append(f"  see: {', '.join(a['top'])}")
         if blocked:
             lines.append(f"  not available ({len(blocked)}): " + "; ".join(blocked))
         self.say(Progress("summariser", "summary written"))

@@ -69,6 +69,12 @@ def currency(*, amount: float, source: str, target: str) -> dict[str, Any]:
     }
 
 
+def attractions(*, city: str, query: str) -> dict[str, Any]:
+    n = _pseudo("attractions", city, query)
+    sights = ["Belém Tower", "Alfama walk", "Gulbenkian Museum", "LX Factory", "Sintra day trip"]
+    return {"city": city, "query": query, "top": [sights[(n + i) % len(sights)] for i in range(3)]}
+
+
 TOOLS: dict[str, Callable[..., dict[str, Any]]] = {
     "weather": weather,
     "flights": flights,
@@ -104,6 +110,12 @@ class ScriptedModel:
 
     def __init__(self, request: TripRequest) -> None:
         self.request = request
+
+    def research_queries(self, *, confused: bool) -> list[str]:
+        """What the model searches for sights; a confused model asks the same thing forever."""
+        if confused:
+            return [f"things to do in {self.request.city}"] * 12
+        return [f"{topic} in {self.request.city}" for topic in ("museums", "viewpoints", "food")]
 
     def complete(self, prompt: str) -> str:
         r = self.request

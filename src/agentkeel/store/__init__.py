@@ -1,12 +1,23 @@
-"""The store: where events, runs and failures live (SQLite by default, or PostgreSQL)."""
+"""The store: events, runs, failures, snapshots and state history (SQLite or PostgreSQL)."""
 
 from agentkeel.store._factory import open_store
-from agentkeel.store._protocol import RunRecord, SchemaStatus, Store, StoredEvent
+from agentkeel.store._protocol import (
+    InterventionRecord,
+    RunRecord,
+    SchemaStatus,
+    SnapshotRecord,
+    StateVersionRecord,
+    Store,
+    StoredEvent,
+)
 from agentkeel.store._url import keel_home, resolve_store_url
 
 __all__ = [
+    "InterventionRecord",
     "RunRecord",
     "SchemaStatus",
+    "SnapshotRecord",
+    "StateVersionRecord",
     "Store",
     "StoredEvent",
     "keel_home",

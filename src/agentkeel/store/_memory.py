@@ -40,11 +40,15 @@ from agentkeel.store._derive import (
     recovery_of,
     unique_rows,
 )
+from agentkeel.store._memory_states import MemoryStates
 from agentkeel.store._protocol import RunRecord, SchemaStatus, StoredEvent
 
 
-class MemoryStore:
-    """An in-process store with the semantics of the durable ones."""
+class MemoryStore(MemoryStates):
+    """An in-process store with the semantics of the durable ones.
+
+    Snapshots, state versions and interventions come from :class:`MemoryStates`.
+    """
 
     def __init__(self, url: str = "memory://", *, migrate: bool = True) -> None:
         # ``migrate`` is accepted for symmetry with open_store(): a new memory
@@ -58,6 +62,7 @@ class MemoryStore:
         self._runs: dict[str, RunRow] = {}
         self._failures: dict[str, tuple[FailureRecord, int]] = {}
         self._recoveries: dict[str, Recovery] = {}
+        self._init_states()
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.url!r})"

@@ -55,6 +55,60 @@ class SchemaStatus:
         return self.current == self.latest
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """A state snapshot as stored: the state is an opaque blob with its SHA-256.
+
+    ``size`` is the length of the encoded state before compression; ``blob`` is
+    what is stored (compressed when ``compressed``), and ``checksum`` the hex
+    SHA-256 of exactly those bytes. The store never looks inside the blob.
+    """
+
+    snapshot_id: str
+    agent_id: str
+    task_id: str | None
+    created_at: float
+    checksum: str
+    compressed: bool
+    size: int
+    blob: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StateVersionRecord:
+    """One recorded version of an agent's state for a task; ``version`` counts from 1."""
+
+    agent_id: str
+    task_id: str
+    version: int
+    created_at: float
+    checksum: str
+    compressed: bool
+    size: int
+    blob: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version_id(self) -> str:
+        """``v0001``, ``v0002`` … (more digits after ``v9999``)."""
+        return f"v{self.version:04d}"
+
+
+@dataclass(frozen=True, slots=True)
+class InterventionRecord:
+    """Something done to an agent: by a person (``manual``) or by agentkeel (``automatic``)."""
+
+    intervention_id: str
+    agent_id: str
+    task_id: str | None
+    at: float
+    kind: str
+    actor: str
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Store(Protocol):
     """A durable home for events, runs and failures.
@@ -114,6 +168,96 @@ class Store(Protocol):
         """Failures, oldest first, with their recovery applied."""
         ...
 
+    # ---------------------------------------------------- snapshots (rollback)
+    def save_snapshot(self, record: SnapshotRecord) -> None:
+        """Store a snapshot; its ID must be new (StoreError otherwise)."""
+        ...
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotRecord | None: ...
+
+    def list_snapshots(
+        self, *, agent_id: str | None = None, task_id: str | None = None, limit: int = 100
+    ) -> list[SnapshotRecord]:
+        """Snapshots, the most recently saved first."""
+        ...
+
+    def delete_snapshots(self, snapshot_ids: Sequence[str]) -> int:
+        """Delete these snapshots (unknown IDs are skipped); return how many went."""
+        ...
+
+    def prune_snapshots(
+        self,
+        *,
+        agent_id: str | None = None,
+        keep: int | None = None,
+        older_than: float | None = None,
+    ) -> list[str]:
+        """Delete all but the ``keep`` newest of each agent, and those created before
+        ``older_than`` (epoch seconds); only ``agent_id``'s if given. Return the IDs."""
+        ...
+
+    # --------------------------------------------------- state versions (history)
+    def save_state_version(
+        self,
+        *,
+        agent_id: str,
+        task_id: str,
+        created_at: float,
+        checksum: str,
+        compressed: bool,
+        size: int,
+        blob: bytes,
+        metadata: dict[str, Any] | None = None,
+    ) -> StateVersionRecord:
+        """Store the next version of (agent, task), numbered atomically: concurrent
+        writers in several processes get distinct numbers, never reused after pruning."""
+        ...
+
+    def get_state_version(
+        self, agent_id: str, task_id: str, version: int
+    ) -> StateVersionRecord | None: ...
+
+    def list_state_versions(
+        self, *, agent_id: str, task_id: str | None = None, limit: int = 100
+    ) -> list[StateVersionRecord]:
+        """Versions, newest first (by time, then version number)."""
+        ...
+
+    def prune_state_versions(
+        self,
+        *,
+        agent_id: str | None = None,
+        task_id: str | None = None,
+        keep: int | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Delete all but the ``keep`` highest versions of each (agent, task), and
+        those created before ``older_than``; return how many went."""
+        ...
+
+    def add_intervention(self, record: InterventionRecord) -> None: ...
+
+    def list_interventions(
+        self,
+        *,
+        agent_id: str,
+        task_id: str | None = None,
+        limit: int = 100,
+    ) -> list[InterventionRecord]:
+        """Interventions, newest first."""
+        ...
+
+    def prune_interventions(
+        self,
+        *,
+        agent_id: str | None = None,
+        keep: int | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        """Delete all but the ``keep`` newest of each agent, and those before ``older_than``."""
+        ...
+
+    # ------------------------------------------------------------------ schema
     def schema_status(self) -> SchemaStatus: ...
 
     def migrate(self) -> list[str]:

@@ -173,8 +173,114 @@ _INITIAL_POSTGRES = (
     )""",
 )
 
+# Snapshots (rollback) and versioned state (history) keep the state as an opaque,
+# possibly compressed blob with the SHA-256 of exactly those bytes, so that a read
+# can prove it got back what was written. ``seq`` orders rows as they were saved,
+# which a clock (that may stand still or step back) cannot. Version numbers come from
+# a counter row per (agent, task): taking the next one is a single upsert that
+# PostgreSQL serialises on the row lock, and a number is never handed out twice,
+# even after pruning.
+_STATES_SQLITE = (
+    """CREATE TABLE snapshots (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        snapshot_id TEXT NOT NULL UNIQUE,
+        agent_id TEXT NOT NULL,
+        task_id TEXT,
+        created_at REAL NOT NULL,
+        checksum TEXT NOT NULL,
+        compressed INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        blob BLOB NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX snapshots_agent ON snapshots (agent_id, seq)",
+    "CREATE INDEX snapshots_time ON snapshots (created_at)",
+    """CREATE TABLE state_versions (
+        agent_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        checksum TEXT NOT NULL,
+        compressed INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        blob BLOB NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (agent_id, task_id, version)
+    )""",
+    "CREATE INDEX state_versions_time ON state_versions (created_at)",
+    """CREATE TABLE state_version_counters (
+        agent_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        last_version INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, task_id)
+    )""",
+    """CREATE TABLE interventions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        intervention_id TEXT NOT NULL UNIQUE,
+        agent_id TEXT NOT NULL,
+        task_id TEXT,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('manual', 'automatic')),
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX interventions_agent ON interventions (agent_id, at)",
+    "CREATE INDEX interventions_time ON interventions (at)",
+)
+
+_STATES_POSTGRES = (
+    """CREATE TABLE snapshots (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        snapshot_id TEXT COLLATE "C" NOT NULL UNIQUE,
+        agent_id TEXT COLLATE "C" NOT NULL,
+        task_id TEXT COLLATE "C",
+        created_at DOUBLE PRECISION NOT NULL,
+        checksum TEXT NOT NULL,
+        compressed BOOLEAN NOT NULL,
+        size BIGINT NOT NULL,
+        blob BYTEA NOT NULL,
+        metadata JSONB NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX snapshots_agent ON snapshots (agent_id, seq)",
+    "CREATE INDEX snapshots_time ON snapshots (created_at)",
+    """CREATE TABLE state_versions (
+        agent_id TEXT COLLATE "C" NOT NULL,
+        task_id TEXT COLLATE "C" NOT NULL,
+        version BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        checksum TEXT NOT NULL,
+        compressed BOOLEAN NOT NULL,
+        size BIGINT NOT NULL,
+        blob BYTEA NOT NULL,
+        metadata JSONB NOT NULL DEFAULT '{}',
+        PRIMARY KEY (agent_id, task_id, version)
+    )""",
+    "CREATE INDEX state_versions_time ON state_versions (created_at)",
+    """CREATE TABLE state_version_counters (
+        agent_id TEXT COLLATE "C" NOT NULL,
+        task_id TEXT COLLATE "C" NOT NULL,
+        last_version BIGINT NOT NULL,
+        PRIMARY KEY (agent_id, task_id)
+    )""",
+    """CREATE TABLE interventions (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        intervention_id TEXT COLLATE "C" NOT NULL UNIQUE,
+        agent_id TEXT COLLATE "C" NOT NULL,
+        task_id TEXT COLLATE "C",
+        at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('manual', 'automatic')),
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        details JSONB NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX interventions_agent ON interventions (agent_id, at)",
+    "CREATE INDEX interventions_time ON interventions (at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", sqlite=_INITIAL_SQLITE, postgres=_INITIAL_POSTGRES),
+    Migration(2, "snapshots_and_history", sqlite=_STATES_SQLITE, postgres=_STATES_POSTGRES),
 )
 
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):  # pragma: no cover
@@ -191,8 +297,9 @@ READ_VERSION_SQL = "SELECT COALESCE(MAX(version), 0) FROM keel_schema_version"
 RECORD_VERSION_SQL = "INSERT INTO keel_schema_version (version, name, applied_at) VALUES (?, ?, ?)"
 
 
-def pending(current: int) -> tuple[Migration, ...]:
-    return MIGRATIONS[current:]
+def pending(current: int, target: int | None = None) -> tuple[Migration, ...]:
+    """The migrations after ``current``, up to ``target`` (default: the latest)."""
+    return MIGRATIONS[current : LATEST if target is None else target]
 
 
 def status(current: int) -> SchemaStatus:
@@ -230,10 +337,16 @@ def apply_pending(
     dialect: Dialect,
     execute: Callable[[str, Sequence[Any]], object],
     now: float,
+    *,
+    target: int | None = None,
 ) -> list[str]:
-    """Run the pending migrations through ``execute``; the caller owns the transaction."""
+    """Run the pending migrations through ``execute``; the caller owns the transaction.
+
+    ``target`` stops at that version instead of the latest: only tests use it, to
+    build a database as an older agentkeel left it.
+    """
     applied: list[str] = []
-    for migration in pending(current):
+    for migration in pending(current, target):
         for statement in migration.statements(dialect):
             execute(statement, ())
         execute(RECORD_VERSION_SQL, (migration.version, migration.name, now))

@@ -47,6 +47,7 @@ from agentkeel.store._derive import (
     unique_rows,
 )
 from agentkeel.store._protocol import RunRecord, SchemaStatus, StoredEvent
+from agentkeel.store._sql_states import SQLStates
 
 T = TypeVar("T")
 
@@ -102,8 +103,11 @@ _APPLY_RECOVERY_SQL = (
 _CHUNK = 500
 
 
-class SQLStore(ABC):
-    """A store on a relational database; subclasses connect and translate errors."""
+class SQLStore(SQLStates, ABC):
+    """A store on a relational database; subclasses connect and translate errors.
+
+    Snapshots, state versions and interventions come from :class:`SQLStates`.
+    """
 
     dialect: ClassVar[_schema.Dialect]
     url: str
