@@ -19,10 +19,12 @@ guarded call carries its duration, status, attempts and who answered.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from agentkeel import _internal
 from agentkeel._errors import ConfigurationError
@@ -41,6 +43,7 @@ from agentkeel.resilience._timeout import Timeout
 from agentkeel.tracking import FailureTracker, current_node, get_failure_tracker
 from agentkeel.tracking._tracker import recorded_failure
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 
@@ -145,8 +148,26 @@ class Guard(PolicyBase):
         return f"Guard({', '.join(parts)})"
 
     # ------------------------------------------------------------------ sync
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate ``fn``; its name is worked out once, not on every call."""
+        if inspect.iscoroutinefunction(fn):
+            return super().__call__(fn)
+        name = self.name or describe(fn)
+        run = self._run
+
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return run(fn, name, args, kwargs)
+
+        return guarded
+
     def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        call = _GuardedCall(self, fn)
+        return self._run(fn, self.name or describe(fn), args, kwargs)  # type: ignore[no-any-return]
+
+    def _run(
+        self, fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        call = _GuardedCall(self, fn, name)
         started = time.perf_counter()
         try:
             if self.fallback is not None:
@@ -154,23 +175,20 @@ class Guard(PolicyBase):
                     _Named(call.name, call.run_retried), *args, **kwargs
                 )
                 call.answered_by = source
+            elif self.retry is not None:
+                result = self.retry.call(call.attempt, *args, **kwargs)
             else:
-                result = call.run_retried(*args, **kwargs)
+                result = call.attempt(*args, **kwargs)
         except BaseException as exc:
             call.finish(started, exc)
             raise
-        call.finish(started, None)
-        return result  # type: ignore[no-any-return]
-
-    def _attempt(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        inner = self._inner_sync
-        if not inner:
-            return fn(*args, **kwargs)
-        return inner[0](*inner[1:], fn, *args, **kwargs)  # type: ignore[no-any-return]
+        if call.failures is not None or self.event_type is not None:
+            call.finish(started, None)  # (a clean call with no event has nothing to do)
+        return result
 
     # ----------------------------------------------------------------- async
     async def acall(self, fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
-        call = _GuardedCall(self, fn)
+        call = _GuardedCall(self, fn, self.name or describe(fn))
         started = time.perf_counter()
         try:
             if self.fallback is not None:
@@ -198,22 +216,27 @@ class Guard(PolicyBase):
 class _GuardedCall:
     """The state of one guarded call: its attempts and the failures they left."""
 
-    __slots__ = ("answered_by", "attempts", "failures", "fn", "guard", "name")
+    __slots__ = ("answered_by", "attempts", "failures", "fn", "guard", "inner", "name")
 
-    def __init__(self, guard: Guard, fn: Callable[..., Any]) -> None:
+    def __init__(self, guard: Guard, fn: Callable[..., Any], name: str) -> None:
         self.guard = guard
         self.fn = fn
-        self.name = guard.name or describe(fn)
+        self.inner = guard._inner_sync  # the guard's own chain, fixed at construction
+        self.name = name
         self.attempts = 0
         # (tracker, failure ID): ours, or recorded already by a tracked tool inside.
-        self.failures: list[tuple[FailureTracker, str]] = []
+        # Made on the first failure: most calls never need it.
+        self.failures: list[tuple[FailureTracker, str]] | None = None
         self.answered_by: str | None = None
 
     # One attempt, tracked; the retry (if any) calls these again.
     def attempt(self, *args: Any, **kwargs: Any) -> Any:
         self.attempts += 1
+        inner = self.inner
         try:
-            return self.guard._attempt(self.fn, args, kwargs)
+            if inner:
+                return inner[0](*inner[1:], self.fn, *args, **kwargs)
+            return self.fn(*args, **kwargs)
         except Exception as exc:
             self._record(exc)
             raise
@@ -255,6 +278,8 @@ class _GuardedCall:
             if tracker is None:
                 return
             earlier = recorded_failure(exc)
+            if self.failures is None:
+                self.failures = []
             if earlier is not None:  # a tracked tool inside recorded it: recover it later
                 self.failures.append(earlier)
                 return
