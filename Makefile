@@ -27,6 +27,8 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/tracing_sampling.py
+	$(BIN)/python bench/rollback_history.py
 
 clean:
 	rm -rf $(VENV) .keel build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
