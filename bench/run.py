@@ -372,13 +372,21 @@ def _guard_cases(tracker: Any, tracer: Any, slog: Any) -> list[Case]:
         retry=Retry(on=ConnectionError, attempts=3),
         breaker=CircuitBreaker("bench-guard"),
         tracker=tracker,
+        event=None,
+    )(tool)
+    cases.append(Case("keel_guard", "guard", "Guard(retry + breaker + failure tracking)", guarded))
+    observed = Guard(
+        name="tool",
+        retry=Retry(on=ConnectionError, attempts=3),
+        breaker=CircuitBreaker("bench-guard-observed"),
+        tracker=tracker,
     )(tool)
     cases.append(
         Case(
-            "keel_guard",
+            "keel_guard_observed",
             "guard",
-            "Guard(retry + breaker + failure tracking + tool.end event)",
-            guarded,
+            "Guard(retry + breaker + failure tracking) + its tool.end event (store, metrics, spans)",
+            observed,
         )
     )
 

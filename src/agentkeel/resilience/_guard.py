@@ -130,6 +130,7 @@ class Guard(PolicyBase):
         ]
         self._inner_sync = tuple(p.call for p in inner)
         self._inner_async = tuple(p.acall for p in inner)
+        self._attempt_fn = self._make_attempt()
 
     def __repr__(self) -> str:
         parts = [
@@ -167,23 +168,97 @@ class Guard(PolicyBase):
     def _run(
         self, fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if self.fallback is not None:
+            return self._run_with_fallback(fn, name, args, kwargs)
+        # The per-call state is made only if an attempt fails: a clean call pays for a
+        # one-item list, not an object.
+        holder: list[_GuardedCall | None] = [None]
+        event = self.event_type is not None
+        started = time.perf_counter() if event else 0.0
+        try:
+            if self.retry is not None:
+                result = self.retry.call(self._attempt_fn, holder, fn, name, *args, **kwargs)
+            else:
+                result = self._attempt_fn(holder, fn, name, *args, **kwargs)
+        except BaseException as exc:
+            _GuardedCall.of(holder, self, fn, name).finish(started, exc)
+            raise
+        call = holder[0]
+        if call is not None:
+            call.finish(started, None)
+        elif event:  # clean first attempt: no state to settle, just the end event
+            self.emit_end(name, (time.perf_counter() - started) * 1000, 1, None, None)
+        return result
+
+    def emit_end(
+        self,
+        name: str,
+        duration_ms: float,
+        attempts: int,
+        answered_by: str | None,
+        error: BaseException | None,
+    ) -> None:
+        """The guarded call's one end event (``tool.end`` or ``llm.end``), if wanted."""
+        event_type = self.event_type
+        if event_type is None:
+            return
+        attributes: dict[str, Any] = {
+            "duration_ms": duration_ms,
+            "status": "succeeded" if error is None else "failed",
+            "attempts": attempts,
+        }
+        if answered_by is not None:
+            attributes["answered_by"] = answered_by
+        if error is not None:
+            attributes["error_type"] = type(error).__name__
+        get_pipeline().emit(
+            event_type,
+            name=name,
+            severity=Severity.INFO if error is None else Severity.LOW,
+            attributes=attributes,
+        )
+
+    def _make_attempt(self) -> Callable[..., Any]:
+        """One attempt through the inner chain; failures are recorded on the call's state."""
+        inner = self._inner_sync
+
+        def attempt(
+            holder: list[_GuardedCall | None],
+            fn: Callable[..., Any],
+            name: str,
+            *args: Any,
+            **kwargs: Any,
+        ) -> Any:
+            call = holder[0]
+            if call is not None:
+                call.attempts += 1
+            try:
+                if inner:
+                    return inner[0](*inner[1:], fn, *args, **kwargs)
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                _GuardedCall.of(holder, self, fn, name).record(exc)
+                raise
+
+        # The retry names its events and learned success rates after this function.
+        attempt.__qualname__ = attempt.__name__ = self.name or "guard"
+        return attempt
+
+    def _run_with_fallback(
+        self, fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        assert self.fallback is not None  # checked by the caller
         call = _GuardedCall(self, fn, name)
         started = time.perf_counter()
         try:
-            if self.fallback is not None:
-                result, source = self.fallback.call_with_source(
-                    _Named(call.name, call.run_retried), *args, **kwargs
-                )
-                call.answered_by = source
-            elif self.retry is not None:
-                result = self.retry.call(call.attempt, *args, **kwargs)
-            else:
-                result = call.attempt(*args, **kwargs)
+            result, source = self.fallback.call_with_source(
+                _Named(name, call.run_retried), *args, **kwargs
+            )
+            call.answered_by = source
         except BaseException as exc:
             call.finish(started, exc)
             raise
-        if call.failures is not None or self.event_type is not None:
-            call.finish(started, None)  # (a clean call with no event has nothing to do)
+        call.finish(started, None)
         return result
 
     # ----------------------------------------------------------------- async
@@ -228,6 +303,20 @@ class _GuardedCall:
         # Made on the first failure: most calls never need it.
         self.failures: list[tuple[FailureTracker, str]] | None = None
         self.answered_by: str | None = None
+
+    @classmethod
+    def of(
+        cls, holder: list[_GuardedCall | None], guard: Guard, fn: Callable[..., Any], name: str
+    ) -> _GuardedCall:
+        """The call's state, made on first need (the first failure) by the fast path."""
+        call = holder[0]
+        if call is None:
+            call = holder[0] = cls(guard, fn, name)
+            call.attempts = 1
+        return call
+
+    def record(self, exc: Exception) -> None:
+        self._record(exc)
 
     # One attempt, tracked; the retry (if any) calls these again.
     def attempt(self, *args: Any, **kwargs: Any) -> Any:
@@ -305,24 +394,7 @@ class _GuardedCall:
                 )
                 for tracker, failure_id in self.failures:
                     tracker.mark_recovered(failure_id, action)
-            event_type = self.guard.event_type
-            if event_type is None:
-                return
-            attributes: dict[str, Any] = {
-                "duration_ms": duration_ms,
-                "status": "succeeded" if error is None else "failed",
-                "attempts": self.attempts,
-            }
-            if self.answered_by is not None:
-                attributes["answered_by"] = self.answered_by
-            if error is not None:
-                attributes["error_type"] = type(error).__name__
-            get_pipeline().emit(
-                event_type,
-                name=self.name,
-                severity=Severity.INFO if error is None else Severity.LOW,
-                attributes=attributes,
-            )
+            self.guard.emit_end(self.name, duration_ms, self.attempts, self.answered_by, error)
         except Exception as exc:  # noqa: BLE001 - telemetry must not change the outcome
             _internal.report_internal_error("guard.finish", exc, reraise=error is None)
 
