@@ -385,7 +385,7 @@ def _guard_cases(tracker: Any, tracer: Any, slog: Any) -> list[Case]:
         Case(
             "keel_guard_observed",
             "guard",
-            "Guard(retry + breaker + failure tracking) + its tool.end event (store, metrics, spans)",
+            "Guard(retry + breaker + tracking) + its tool.end event (store, metrics, spans)",
             observed,
         )
     )
