@@ -69,7 +69,9 @@ def build_cases(workdir: Path) -> tuple[list[Case], dict[str, Any]]:
         counted[0] += len(batch)
 
     pipeline = Pipeline(sinks=[count_sink], capacity=1_000_000)
-    agentkeel.configure(store="none")  # trackers and registries share the same no-store pipeline
+    # Trackers, registries and guards share the process-wide pipeline: give it the same
+    # counting sink and room as the emit case, so no case measures the drop path.
+    agentkeel.configure(store="none", sinks=[count_sink], capacity=1_000_000)
 
     def keel_emit(i: int) -> int:
         pipeline.emit("tool.start", name="tool", attributes=ATTRS)
@@ -662,9 +664,15 @@ RATIOS = [
     ),
     ("guard: peer full stack / keel Guard (caller)", "peer_full_stack", "keel_guard", "median"),
     (
-        "guard: peer full stack / keel Guard (cpu incl. writer)",
+        "guard: peer full stack / keel Guard + event (caller)",
         "peer_full_stack",
-        "keel_guard",
+        "keel_guard_observed",
+        "median",
+    ),
+    (
+        "guard: peer full stack / keel Guard + event (cpu incl. writer)",
+        "peer_full_stack",
+        "keel_guard_observed",
         "cpu",
     ),
     (
