@@ -70,6 +70,7 @@ _LEVEL_SEVERITY = {
     EscalationLevel.CRITICAL_ALERT: Severity.CRITICAL,
 }
 _PAGE = 1_000
+_DEADLINE_SLACK = 0.05  # seconds a deadline wait oversleeps, for clock skew
 _MAX_ATTEMPTS_KEPT = 10
 TimeoutCallback = Callable[[Ticket], object]
 
@@ -640,11 +641,13 @@ class EscalationManager:
             await asyncio.sleep(seconds)
 
     # -------------------------------------------------------------------- waits
-    def _wait_step(self, ticket_id: str, end: float | None) -> tuple[Ticket, float | None]:
+    def _wait_step(
+        self, ticket_id: str, end: float, until_deadline: bool
+    ) -> tuple[Ticket, float | None]:
         """One look at the ticket: (ticket, seconds to wait) or (ticket, None) to return.
 
-        With no ``end`` the wait ends at the ticket's deadline (or, when it has none,
-        one ``escalation_timeout`` from now): whatever happens, it ends.
+        ``end`` is on the real monotonic clock, whatever clock was injected: the
+        wait really sleeps, so only real time can bound it.
         """
         ticket = self.get_ticket(ticket_id)
         if ticket.is_final:
@@ -653,15 +656,13 @@ class EscalationManager:
         if ticket.overdue(now):
             self.check_timeouts()
             ticket = self.get_ticket(ticket_id)
-            if end is None or ticket.is_final:
+            if until_deadline or ticket.is_final:
                 return ticket, None
-        mono = self._clock.monotonic()
-        if end is not None and mono >= end:
+        left = end - time.monotonic()
+        if left <= 0:
             return ticket, None
-        left = (end - mono) if end is not None else None
         if ticket.deadline is not None:
-            to_deadline = max(0.0, ticket.deadline - now)
-            left = to_deadline if left is None else min(left, to_deadline)
+            left = min(left, max(0.0, ticket.deadline - now))
         return ticket, left
 
     def wait_for_resolution_sync(
@@ -674,13 +675,14 @@ class EscalationManager:
         """Block until the ticket is resolved or expired, or the wait ends; return it.
 
         ``timeout=None`` waits until the ticket's deadline and applies it (so the
-        ticket comes back escalated or expired); a ``timeout`` bounds the wait
-        instead. Other processes' changes are seen every ``poll_interval`` seconds.
+        ticket comes back escalated or expired; an acknowledged ticket without a
+        deadline is waited for one ``escalation_timeout``); a ``timeout`` bounds the
+        wait instead. Other processes' changes are seen every ``poll_interval`` s.
         """
         poll = check.seconds(poll_interval, "poll_interval")
-        end = self._end(ticket_id, timeout)
+        end, until_deadline = self._end(ticket_id, timeout)
         while True:
-            ticket, left = self._wait_step(ticket_id, end)
+            ticket, left = self._wait_step(ticket_id, end, until_deadline)
             if left is None:
                 return ticket
             with self._changed:
@@ -695,21 +697,25 @@ class EscalationManager:
     ) -> Ticket:
         """:meth:`wait_for_resolution_sync` for asyncio (polls; never blocks the loop)."""
         poll = check.seconds(poll_interval, "poll_interval")
-        end = self._end(ticket_id, timeout)
+        end, until_deadline = self._end(ticket_id, timeout)
         while True:
-            ticket, left = await asyncio.to_thread(self._wait_step, ticket_id, end)
+            ticket, left = await asyncio.to_thread(self._wait_step, ticket_id, end, until_deadline)
             if left is None:
                 return ticket
             await asyncio.sleep(min(max(left, 0.001), poll))
 
-    def _end(self, ticket_id: str, timeout: float | timedelta | None) -> float | None:
+    def _end(self, ticket_id: str, timeout: float | timedelta | None) -> tuple[float, bool]:
+        """When the wait ends on the real monotonic clock, and whether that is the
+        ticket's deadline (then it is applied before returning)."""
         if timeout is not None:
-            return self._clock.monotonic() + check.seconds(timeout, "timeout", allow_zero=True)
+            return time.monotonic() + check.seconds(timeout, "timeout", allow_zero=True), False
         ticket = self.get_ticket(ticket_id)
-        if ticket.deadline is None and not ticket.is_final:
-            # Acknowledged, no acknowledgement timeout: bound the wait anyway.
-            return self._clock.monotonic() + self.config.timeout_seconds
-        return None
+        if ticket.deadline is None:
+            # Acknowledged, no acknowledgement timeout (or finished): bound it anyway.
+            return time.monotonic() + self.config.timeout_seconds, False
+        # A little past the deadline, so that the deadline has passed when it is applied.
+        remaining = max(0.0, ticket.deadline - self._clock.wall())
+        return time.monotonic() + remaining + _DEADLINE_SLACK, True
 
     # ------------------------------------------------------------------ closing
     def close(self, timeout: float = 10.0) -> bool:

@@ -17,9 +17,10 @@ __all__ = ["Found", "Step", "Window", "describe", "stable"]
 class Step:
     """One recorded (or, when predicting, hypothetical) step, reduced to integers.
 
-    ``form`` is the arguments' canonical form (text, or JSON bytes); ``digits`` its
-    digits, and ``shape`` (action, result, digits): only steps of the same shape can
-    be near-duplicates.
+    ``form`` is the arguments' canonical form (text, or JSON bytes). ``digits``, the
+    runs of digits in it, and ``shape`` (action, result, digits) are computed only
+    once the action has given the same result twice: only steps of one shape can be
+    near-duplicates, and most results never repeat.
     """
 
     __slots__ = (
@@ -47,7 +48,6 @@ class Step:
         outcome: int,
         error: int | None,
         state: int | None,
-        digits: tuple[bytes, ...],
     ) -> None:
         self.seq = seq
         self.t = t
@@ -57,14 +57,14 @@ class Step:
         self.outcome = outcome
         self.error = error
         self.state = state
-        self.digits = digits
+        self.digits: tuple[bytes, ...] | None = None
+        self.shape: int | None = None
         if error is None:
             self.ok = True
             self.rkey: int | None = hash((action, outcome))  # this action, this result
-            self.shape: int | None = hash((self.rkey, digits))
         else:
             self.ok = False
-            self.rkey = self.shape = None
+            self.rkey = None
 
 
 class Window:
@@ -95,7 +95,7 @@ class Window:
         self.by_action: dict[str, deque[Step]] = {}  # recent successful steps per action
         self.by_state: dict[int, list[Step]] = {}  # steps that entered each state
         self.by_result: dict[int, int] = {}  # successful steps per (action, result)
-        self.by_shape: dict[int, int] = {}  # successful steps per shape
+        self.by_shape: dict[int, int] = {}  # steps per shape, for those that have one
         # The last step that made progress: a result its action had not given in the
         # window. Repeats are counted only since then.
         self.progress_at = 0
@@ -120,19 +120,21 @@ class Window:
                 recent.popleft()
                 if not recent:
                     del self.by_action[old.action]
-            # Inlined twice (this runs for every step once the window is full).
             by_result, rkey = self.by_result, old.rkey
             left = by_result[rkey] - 1
             if left:
                 by_result[rkey] = left
             else:
                 del by_result[rkey]
-            by_shape, shape = self.by_shape, old.shape
-            left = by_shape[shape] - 1  # type: ignore[index]  # successful steps have one
-            if left:
-                by_shape[shape] = left  # type: ignore[index]
-            else:
-                del by_shape[shape]  # type: ignore[arg-type]
+            shape = old.shape
+            if shape is not None:
+                by_shape = self.by_shape
+                left = by_shape[shape] - 1
+                if left:
+                    by_shape[shape] = left
+                else:
+                    del by_shape[shape]
+
         elif self.error_run and self.error_run[0] is old:
             self.error_run.popleft()
             self.errors[old.error] -= 1  # type: ignore[index]  # failed steps have one

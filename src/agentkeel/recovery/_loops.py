@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -89,7 +90,8 @@ class LoopDetector:
     ) -> None:
         self.config = config if config is not None else LoopDetectionConfig()
         self._clock = clock
-        self._now = clock.monotonic
+        # The system clock's method only calls time.monotonic: call that directly.
+        self._now = time.monotonic if clock is SYSTEM_CLOCK else clock.monotonic
         self._pipeline = pipeline
         self._on_loop = on_loop
         self._lock = threading.Lock()
@@ -110,14 +112,14 @@ class LoopDetector:
         # earlier calls besides, to show that the call's result is stable.
         self._cycle_gates = (cfg.cycle_repeats, max(3, cfg.cycle_repeats))
         # A recorded step can break a rule only if its call was seen this often, its
-        # shape this often, it entered a state, or there is a step limit.
+        # action's result this often, it entered a state, or there is a step limit.
         limits = [cfg.max_repeats, *cfg.max_repeats_by_action.values(), cfg.cycle_repeats]
         self._repeat_gate = min(limits)
         self._similar_gate = cfg.max_similar
         self._max_total = cfg.max_total_steps
 
     # ------------------------------------------------------------------ recording
-    def record_step(
+    def record_step(  # noqa: PLR0912 - the hot path, inlined on purpose
         self,
         agent_id: str,
         action: str,
@@ -137,10 +139,9 @@ class LoopDetector:
             return None
         form = canonical(arguments)
         if error is None:
-            outcome, error_fp, digits = value_fingerprint(result), None, digit_key(form)
+            outcome, error_fp = value_fingerprint(result), None
         else:
             outcome = error_fp = error_fingerprint(error)
-            digits = ()
         state_fp = None if state is None else value_fingerprint(state)
         key = hash((action, form, state_fp))
         now = self._now()
@@ -148,10 +149,17 @@ class LoopDetector:
             if agent_id in self._paused:
                 reason, why = self._paused[agent_id]
                 raise AgentPausedError(agent_id, reason, why)
-            window = self._window(agent_id, now)
+            window = self._agents.get(agent_id)
+            if window is None:
+                window = self._new_window(agent_id)
+            else:
+                self._agents.move_to_end(agent_id)
+                steps = window.steps
+                if steps and steps[0].t < now - self._window_s:
+                    self._expire(window, now)
             if len(window.steps) >= self._max_steps:
                 window.drop_oldest()
-            step = Step(window.total, now, action, key, form, outcome, error_fp, state_fp, digits)
+            step = Step(window.total, now, action, key, form, outcome, error_fp, state_fp)
             progress, entered, seen, similar = self._append(window, step)
             self._steps_recorded += 1
             # Most steps repeat nothing: the counts _append returns rule them out
@@ -201,7 +209,7 @@ class LoopDetector:
             if window is None:
                 return None
             self._expire(window, now)
-            step = Step(window.total, now, action, key, form, 0, None, state_fp, digit_key(form))
+            step = Step(window.total, now, action, key, form, 0, None, state_fp)
             entered = state_fp is not None and state_fp != window.last_state
             found = self._judge(window, step, entered=entered, predicted=True)
             if found is None:
@@ -213,18 +221,11 @@ class LoopDetector:
             raise LoopDetectedError(verdict)
         return verdict
 
-    def _window(self, agent_id: str, now: float) -> Window:
+    def _new_window(self, agent_id: str) -> Window:
         agents = self._agents
-        window = agents.get(agent_id)
-        if window is None:
-            window = agents[agent_id] = Window()
-            if len(agents) > self._max_agents:
-                agents.popitem(last=False)  # the least recently active agent
-            return window
-        agents.move_to_end(agent_id)
-        steps = window.steps
-        if steps and steps[0].t < now - self._window_s:
-            self._expire(window, now)
+        window = agents[agent_id] = Window()
+        if len(agents) > self._max_agents:
+            agents.popitem(last=False)  # the least recently active agent
         return window
 
     def _expire(self, window: Window, now: float) -> None:
@@ -237,7 +238,7 @@ class LoopDetector:
         """Add the step to the window and its indexes.
 
         Returns (made progress, entered a new state, occurrences of the call, steps
-        of the same shape) — failed steps count as a repeated call, so the error
+        with the same action and result) — failed steps count as repeated calls, so the error
         rule is not skipped.
         """
         progress = entered = False
@@ -263,8 +264,7 @@ class LoopDetector:
             before = window.by_result.get(rkey, 0)
             window.by_result[rkey] = before + 1
             progress = not before
-            shape: int = step.shape  # type: ignore[assignment]  # ok steps have one
-            similar = window.by_shape[shape] = window.by_shape.get(shape, 0) + 1
+            similar = self._shape(window, step, rkey) if before else 1
         else:
             window.error_run.append(step)
             window.errors[step.error] += 1  # type: ignore[index]  # failed steps have one
@@ -279,6 +279,26 @@ class LoopDetector:
             else:
                 visits.append(step)
         return progress, entered, seen, similar
+
+    def _shape(self, window: Window, step: Step, rkey: int) -> int:
+        """Give the step its shape (its action gave this result before); return how many
+        steps in the window have that shape."""
+        if window.by_result[rkey] == 2:
+            # The first step with this result got no shape: give it one now.
+            for earlier in reversed(window.by_action[step.action]):
+                if earlier.rkey == rkey and earlier.shape is None and earlier is not step:
+                    self._shape_of(window, earlier, rkey)
+                    break
+        return self._shape_of(window, step, rkey)
+
+    @staticmethod
+    def _shape_of(window: Window, step: Step, rkey: int) -> int:
+        digits = step.digits
+        if digits is None:
+            digits = step.digits = digit_key(step.form)
+        shape = step.shape = hash((rkey, digits))
+        count = window.by_shape[shape] = window.by_shape.get(shape, 0) + 1
+        return count
 
     # -------------------------------------------------------------------- rules
     def _judge(self, w: Window, step: Step, *, entered: bool, predicted: bool) -> Found | None:
@@ -301,7 +321,7 @@ class LoopDetector:
             if found is None and (
                 len(w.by_action.get(step.action, ())) >= cfg.max_similar - 1
                 if predicted
-                else w.by_shape[step.shape] >= cfg.max_similar  # type: ignore[index]
+                else w.by_shape.get(step.shape, 0) >= cfg.max_similar  # type: ignore[arg-type]
             ):
                 found = self._near_duplicate(w, step, predicted)
             if found is not None:
@@ -382,27 +402,30 @@ class LoopDetector:
         threshold = self.config.similarity_threshold
         outcome = None if predicted else step.outcome
         count, alike = 1, False
+        # Numbers must match exactly: comparing digit runs rejects most pairs cheaply.
+        mine = step.digits
+        if mine is None:
+            mine = step.digits = digit_key(step.form)
+        progress_at, state, key = w.progress_at, step.state, step.key
         for previous in reversed(recent):
-            if previous is step:
-                continue
-            if previous.seq < w.progress_at:
+            if previous.seq < progress_at:
                 break  # something new happened since: the agent is getting somewhere
-            if (outcome is not None and previous.outcome != outcome) or (
-                previous.state != step.state  # the same call in a new state is progress
+            if previous is step or previous.state != state:
+                continue  # the same call in a new state is progress
+            if outcome is not None and (
+                previous.outcome != outcome or (not predicted and previous.shape != step.shape)
             ):
-                continue
-            if previous.key == step.key:
-                similar = True
-            else:
-                # Numbers must match exactly: a cheap test that rejects most pairs.
-                similar = previous.digits == step.digits and arguments_alike(
-                    step.form, previous.form, threshold
-                )
-                alike = alike or similar
-            if similar:
-                if outcome is None:
-                    outcome = previous.outcome  # predicting: it would return what this did
-                count += 1
+                continue  # a different result (recorded steps: or different numbers)
+            if previous.key != key:
+                theirs = previous.digits
+                if theirs is None:
+                    theirs = previous.digits = digit_key(previous.form)
+                if theirs != mine or not arguments_alike(step.form, previous.form, threshold):
+                    continue
+                alike = True
+            if outcome is None:
+                outcome = previous.outcome  # predicting: it would return what this did
+            count += 1
         # All exact: that is a repeat, with its own (possibly per-action) limit.
         if alike and count >= self.config.max_similar:
             return Found(LoopKind.NEAR_DUPLICATE, count, (step.action,))

@@ -485,3 +485,12 @@ def test_a_failing_store_does_not_lose_the_ticket_nor_hide_a_persons_change() ->
     assert m.get_ticket(ticket_id).status is TicketStatus.OPEN  # kept in memory
     with pytest.raises(StoreError, match="disk full"):  # a person must know it failed
         m.acknowledge(ticket_id)
+
+
+def test_a_wait_ends_in_real_time_even_on_a_frozen_clock(memory: Store) -> None:
+    m = manager(memory, FakeClock())  # time never moves on this clock
+    ticket_id = m.create_escalation_sync(ValueError("x"), level=2)
+    started = time.monotonic()
+    ticket = m.wait_for_resolution_sync(ticket_id, timeout=0.1, poll_interval=0.02)
+    assert ticket.status is TicketStatus.OPEN
+    assert time.monotonic() - started < 3
