@@ -43,6 +43,7 @@ from agentkeel.recovery._state_common import (
     check_opt_name,
     in_thread,
     new_id,
+    record_dict,
     resolve_store,
     retention,
     settings_from_dict,
@@ -116,19 +117,7 @@ class VersionInfo:
     intact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "agent_id": self.agent_id,
-            "task_id": self.task_id,
-            "version_id": self.version_id,
-            "version": self.version,
-            "created_at": self.created_at,
-            "checksum": self.checksum,
-            "compressed": self.compressed,
-            "size": self.size,
-            "stored_size": self.stored_size,
-            "metadata": dict(self.metadata),
-            "intact": self.intact,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,9 +125,6 @@ class StateVersion(VersionInfo):
     """A recorded version with its state, read back and verified."""
 
     state: Any = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**VersionInfo.to_dict(self), "state": self.state}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -45,6 +45,7 @@ from agentkeel.recovery._state_common import (
     drive,
     in_thread,
     new_id,
+    record_dict,
     resolve_store,
     retention,
     settings_from_dict,
@@ -139,18 +140,7 @@ class SnapshotInfo:
     intact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "snapshot_id": self.snapshot_id,
-            "agent_id": self.agent_id,
-            "task_id": self.task_id,
-            "created_at": self.created_at,
-            "checksum": self.checksum,
-            "compressed": self.compressed,
-            "size": self.size,
-            "stored_size": self.stored_size,
-            "metadata": dict(self.metadata),
-            "intact": self.intact,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,9 +148,6 @@ class Snapshot(SnapshotInfo):
     """A snapshot with its state, read back and verified."""
 
     state: Any = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**SnapshotInfo.to_dict(self), "state": self.state}
 
 
 @dataclass(frozen=True, slots=True)

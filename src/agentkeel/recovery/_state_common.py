@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import uuid
 from collections.abc import Callable, Generator, Mapping
@@ -99,6 +100,17 @@ def settings_from_dict(
             )
         out[target] = value
     return out
+
+
+def record_dict(record: Any) -> dict[str, Any]:
+    """A frozen record dataclass as a plain dict, fields in declaration order.
+
+    ``metadata`` is copied so the caller may change the dict it gets.
+    """
+    data = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    if isinstance(data.get("metadata"), dict):
+        data["metadata"] = dict(data["metadata"])
+    return data
 
 
 def resolve_store(store: Store | None) -> Store:
