@@ -184,14 +184,7 @@ class MonitoringSystem:
         The first recording of ``name`` fixes its type and label names. Costs about
         a dict lookup more than prometheus_client's own ``child.inc()``.
         """
-        entry = self._children.get((name, tuple(labels.items())) if labels else (name, ()))
-        if entry is not None and entry[0] == metric_type and buckets is None:
-            try:
-                entry[1](value)
-            except (TypeError, ValueError) as exc:
-                raise bad_value(name, entry[0], value) from exc
-            return
-        self._recorder.record(
+        self.record_metric_sync(
             name=name,
             value=value,
             metric_type=metric_type,

@@ -41,6 +41,7 @@ from agentkeel.recovery._state_common import (
     check_metadata,
     check_name,
     check_opt_name,
+    coerce_config,
     in_thread,
     new_id,
     record_dict,
@@ -251,10 +252,7 @@ class HistoryManager:
         clock: Clock = SYSTEM_CLOCK,
     ) -> HistoryManager:
         """A manager from a :class:`HistoryConfig` or a seed-style dict."""
-        if config is None:
-            config = HistoryConfig()
-        elif not isinstance(config, HistoryConfig):
-            config = HistoryConfig.from_dict(config)
+        config = coerce_config(config, HistoryConfig)
         return cls(
             store=store,
             max_versions=config.max_versions,

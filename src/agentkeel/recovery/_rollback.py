@@ -42,6 +42,7 @@ from agentkeel.recovery._state_common import (
     check_metadata,
     check_name,
     check_opt_name,
+    coerce_config,
     drive,
     in_thread,
     new_id,
@@ -254,10 +255,7 @@ class RollbackManager:
         clock: Clock = SYSTEM_CLOCK,
     ) -> RollbackManager:
         """A manager from a :class:`RollbackConfig` or a seed-style dict."""
-        if config is None:
-            config = RollbackConfig()
-        elif not isinstance(config, RollbackConfig):
-            config = RollbackConfig.from_dict(config)
+        config = coerce_config(config, RollbackConfig)
         return cls(
             store=store,
             max_snapshots=config.max_snapshots,

@@ -102,6 +102,18 @@ def settings_from_dict(
     return out
 
 
+C = TypeVar("C")
+
+
+def coerce_config(config: C | Mapping[str, Any] | None, cls: type[C]) -> C:
+    """``config`` itself, the defaults for ``None``, or ``cls.from_dict`` of a seed dict."""
+    if config is None:
+        return cls()
+    if isinstance(config, cls):
+        return config
+    return cls.from_dict(config)  # type: ignore[attr-defined, no-any-return]
+
+
 def record_dict(record: Any) -> dict[str, Any]:
     """A frozen record dataclass as a plain dict, fields in declaration order.
 
