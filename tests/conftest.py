@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,15 @@ import pytest
 
 import agentkeel
 from agentkeel import _context, _internal
+
+# CrewAI is imported while collecting (the public-API test walks every package): keep it
+# from phoning home. These flags concern CrewAI alone, so they are safe process-wide.
+for _flag, _value in {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "CREWAI_DISABLE_VERSION_CHECK": "true",
+}.items():
+    os.environ.setdefault(_flag, _value)
 
 POSTGRES_URL = os.environ.get("KEEL_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 # CI sets KEEL_REQUIRE_SERVICES=1: a missing server is then a failure, not a skip.
@@ -25,9 +35,22 @@ def service_unavailable(what: str) -> None:
     pytest.skip(message)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @pytest.fixture(autouse=True)
-def _strict_and_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _strict_and_isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
     """Strict mode on; the default store lives in this test's temp dir."""
+    if "browser" not in request.fixturenames and _running_loop() is not None:
+        # Left by an earlier test (an open sync Playwright does this): every asyncio.run
+        # and every *_sync call would fail here for a reason that is not this test's.
+        pytest.fail("an asyncio loop is running in the main thread before this test started")
     _internal.set_strict(True)
     _internal.reset()
     monkeypatch.setenv("KEEL_HOME", str(tmp_path / "keel-home"))

@@ -46,6 +46,7 @@ from agentkeel.tracking import (
     set_failure_tracker,
     track_node,
 )
+from agentkeel.tracking._tracker import process_failure_tracker
 
 DEFAULT_QUERY = "Plan a 3-day trip from London to Lisbon in May for two, budget 1500 EUR"
 # Chaos for the demo: frequent enough that a run shows several kinds of failure,
@@ -207,6 +208,10 @@ def run_demo(
     narrator = _Narrator()
     pipeline = agentkeel.get_pipeline()
     pipeline.add_sink(narrator)
+    # The demo's tracker is process-wide while it runs (its tools run on worker threads),
+    # and whatever was there before comes back after: a later run in the same process
+    # must not file its failures under the demo's run.
+    previous_tracker = process_failure_tracker()
     try:
         with agentkeel.run("travel-demo", user_id=options.user_id, tags=["demo"]) as scope:
             run_id = scope.run_id or ""
@@ -227,6 +232,7 @@ def run_demo(
             results += agent.research(request, confused=options.chaos)
             answer = agent.summarise(request, results, blocked)
     finally:
+        set_failure_tracker(previous_tracker)
         pipeline.remove_sink(narrator)
     return DemoResult(run_id=run_id, answer=answer, blocked=blocked, tracker=tracker)
 

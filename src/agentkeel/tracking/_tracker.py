@@ -493,6 +493,11 @@ def set_failure_tracker(tracker: FailureTracker | None) -> None:
     _global_tracker = tracker
 
 
+def process_failure_tracker() -> FailureTracker | None:
+    """The tracker set with :func:`set_failure_tracker`, if any (to put it back later)."""
+    return _global_tracker
+
+
 def get_failure_tracker() -> FailureTracker:
     """The tracker failures should go to (see the module docs for the order)."""
     tracker = _context_tracker.get()
