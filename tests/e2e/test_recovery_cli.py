@@ -184,8 +184,8 @@ def test_a_version_1_store_shows_the_pending_migration_then_upgrades(home: Path)
     conn.close()
 
     status = json.loads(keel("db", "status", "--json", home=home).stdout)
-    assert (status["current"], status["latest"]) == (1, 2)
-    assert status["pending"] == ["0002_snapshots_and_history"]
+    assert (status["current"], status["latest"]) == (1, _schema.LATEST)
+    assert status["pending"][0] == "0002_snapshots_and_history"
     assert "0002_snapshots_and_history" in keel("db", "status", home=home).stdout
     upgraded = keel("db", "upgrade", home=home)
     assert upgraded.returncode == 0

@@ -2,6 +2,7 @@
 
 from agentkeel.store._factory import open_store
 from agentkeel.store._protocol import (
+    FailureGroup,
     InterventionRecord,
     RunRecord,
     SchemaStatus,
@@ -13,6 +14,7 @@ from agentkeel.store._protocol import (
 from agentkeel.store._url import keel_home, resolve_store_url
 
 __all__ = [
+    "FailureGroup",
     "InterventionRecord",
     "RunRecord",
     "SchemaStatus",

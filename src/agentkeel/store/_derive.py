@@ -576,6 +576,28 @@ def check_since(since: object) -> float | None:
     return float(since)
 
 
+def check_until(until: object) -> float | None:
+    if until is None:
+        return None
+    if isinstance(until, bool) or not isinstance(until, int | float):
+        raise ConfigurationError(f"until must be seconds since the epoch (a number), got {until!r}")
+    return float(until)
+
+
+# The orders list_runs offers: columns of the runs table only, so that sorting never
+# has to compute a count for every run. ``-`` means descending.
+RUN_SORT_COLUMNS = ("started_at", "duration_ms", "status")
+NULLABLE_SORT_COLUMNS = frozenset({"duration_ms"})
+RUN_SORTS = tuple(f"{sign}{column}" for column in RUN_SORT_COLUMNS for sign in ("-", ""))
+
+
+def check_sort(sort: object) -> tuple[str, bool]:
+    """The column and whether it is descending, for a ``list_runs`` sort."""
+    if not isinstance(sort, str) or sort not in RUN_SORTS:
+        raise ConfigurationError(f"unknown run sort {sort!r}: use one of {', '.join(RUN_SORTS)}")
+    return sort.lstrip("-"), sort.startswith("-")
+
+
 def check_types(types: Sequence[str] | None) -> tuple[str, ...] | None:
     if types is None:
         return None

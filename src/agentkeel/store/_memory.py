@@ -31,9 +31,11 @@ from agentkeel.store._derive import (
     check_count,
     check_run_id,
     check_since,
+    check_sort,
     check_status,
     check_text,
     check_types,
+    check_until,
     event_from_row,
     failure_record,
     no_such_run,
@@ -41,7 +43,7 @@ from agentkeel.store._derive import (
     unique_rows,
 )
 from agentkeel.store._memory_states import MemoryStates
-from agentkeel.store._protocol import RunRecord, SchemaStatus, StoredEvent
+from agentkeel.store._protocol import FailureGroup, RunRecord, SchemaStatus, StoredEvent
 
 
 class MemoryStore(MemoryStates):
@@ -137,6 +139,30 @@ class MemoryStore(MemoryStates):
             event_count=events,
         )
 
+    def _matching_runs(
+        self,
+        status: str | None,
+        user_id: str | None,
+        name: str | None,
+        since: float | None,
+        until: float | None,
+    ) -> list[RunRow]:
+        """The runs that pass the filters; the caller holds the lock."""
+        check_status(status)
+        check_text(user_id, "user_id")
+        check_text(name, "name")
+        since_f = check_since(since)
+        until_f = check_until(until)
+        return [
+            r
+            for r in self._runs.values()
+            if (status is None or r.status == status)
+            and (user_id is None or r.user_id == user_id)
+            and (name is None or name in r.name)
+            and (since_f is None or r.started_at >= since_f)
+            and (until_f is None or r.started_at < until_f)
+        ]
+
     def list_runs(
         self,
         *,
@@ -146,26 +172,36 @@ class MemoryStore(MemoryStates):
         user_id: str | None = None,
         name: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        sort: str = "-started_at",
     ) -> list[RunRecord]:
-        """Runs, newest first; ``name`` is a case-sensitive substring match."""
+        """Runs, newest first unless ``sort`` says otherwise; ``name`` is a substring."""
         self._check_open()
         check_count(limit, "limit")
         check_count(offset, "offset")
-        check_status(status)
-        check_text(user_id, "user_id")
-        check_text(name, "name")
-        since_f = check_since(since)
+        column, descending = check_sort(sort)
         with self._lock:
-            rows = [
-                r
-                for r in self._runs.values()
-                if (status is None or r.status == status)
-                and (user_id is None or r.user_id == user_id)
-                and (name is None or name in r.name)
-                and (since_f is None or r.started_at >= since_f)
-            ]
-            rows.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
+            rows = self._matching_runs(status, user_id, name, since, until)
+            # Runs without a value (a running run's duration) last, as the SQL stores do.
+            present = [r for r in rows if getattr(r, column) is not None]
+            missing = [r for r in rows if getattr(r, column) is None]
+            present.sort(key=lambda r: (getattr(r, column), r.run_id), reverse=descending)
+            missing.sort(key=lambda r: r.run_id, reverse=descending)
+            rows = present + missing
             return [self._record(r) for r in rows[offset : offset + limit]]
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        user_id: str | None = None,
+        name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        self._check_open()
+        with self._lock:
+            return len(self._matching_runs(status, user_id, name, since, until))
 
     def get_run(self, run_id: str) -> RunRecord:
         self._check_open()
@@ -236,6 +272,48 @@ class MemoryStore(MemoryStates):
             ]
         found.sort(key=lambda item: (item[0], item[1]))
         return [dataclasses.replace(r, attributes=dict(r.attributes)) for _, _, r in found[:limit]]
+
+    def failure_groups(
+        self,
+        *,
+        category: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[FailureGroup]:
+        self._check_open()
+        check_text(category, "category")
+        since_f = check_since(since)
+        check_count(limit, "limit")
+        by_fingerprint: dict[str, list[tuple[float, int, FailureRecord]]] = {}
+        with self._lock:
+            for record, store_seq in self._failures.values():
+                if category is not None and record.category != category:
+                    continue
+                if since_f is not None and record.timestamp < since_f:
+                    continue
+                by_fingerprint.setdefault(record.fingerprint, []).append(
+                    (record.timestamp, store_seq, record)
+                )
+        groups: list[FailureGroup] = []
+        for fp, found in by_fingerprint.items():
+            latest = max(found, key=lambda item: (item[0], item[1]))[2]
+            groups.append(
+                FailureGroup(
+                    fingerprint=fp,
+                    count=len(found),
+                    recovered=sum(1 for _, _, r in found if r.recovered),
+                    runs=len({r.run_id for _, _, r in found}),
+                    first_seen=min(t for t, _, _ in found),
+                    last_seen=max(t for t, _, _ in found),
+                    category=latest.category,
+                    error_type=latest.error_type,
+                    error_message=latest.error_message,
+                    tool_name=latest.tool_name,
+                    graph_node=latest.graph_node,
+                )
+            )
+        groups.sort(key=lambda g: (-g.count, g.fingerprint))
+        return groups[:limit]
 
     # ---------------------------------------------------------------- lifecycle
     def schema_status(self) -> SchemaStatus:

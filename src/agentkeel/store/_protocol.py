@@ -37,6 +37,32 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """Failures that share a fingerprint (the same error in the same place), counted.
+
+    ``category``, ``error_type``, ``error_message``, ``tool_name`` and ``graph_node``
+    are those of the group's most recent failure.
+    """
+
+    fingerprint: str
+    count: int
+    recovered: int
+    runs: int
+    first_seen: float
+    last_seen: float
+    category: str
+    error_type: str
+    error_message: str
+    tool_name: str | None = None
+    graph_node: str | None = None
+
+    @property
+    def recovery_rate(self) -> float:
+        """Recovered failures as a percentage of the group (0 when empty)."""
+        return 100.0 * self.recovered / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     """An event as read back, with the store's own ordering key."""
 
@@ -132,13 +158,30 @@ class Store(Protocol):
         user_id: str | None = None,
         name: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        sort: str = "-started_at",
     ) -> list[RunRecord]:
         """Runs, newest first, ``limit`` from ``offset``.
 
         ``status`` is running, succeeded or failed; ``user_id`` matches exactly;
         ``name`` matches runs whose name *contains* it (case-sensitive, so an exact
-        name matches too); ``since`` keeps runs started at or after that epoch time.
+        name matches too); ``since`` keeps runs started at or after that epoch time,
+        ``until`` those started before it. ``sort`` is one of ``RUN_SORTS``: a column
+        (started_at, duration_ms, status), ``-`` first for descending; ties go by
+        run ID in the same direction, and runs without a value sort last.
         """
+        ...
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        user_id: str | None = None,
+        name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """How many runs ``list_runs`` with the same filters would page through."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -166,6 +209,17 @@ class Store(Protocol):
         limit: int = 1000,
     ) -> list[FailureRecord]:
         """Failures, oldest first, with their recovery applied."""
+        ...
+
+    def failure_groups(
+        self,
+        *,
+        category: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[FailureGroup]:
+        """Failures grouped by fingerprint, the largest group first (ties by fingerprint);
+        ``since`` keeps failures that occurred at or after that epoch time."""
         ...
 
     # ---------------------------------------------------- snapshots (rollback)

@@ -278,9 +278,20 @@ _STATES_POSTGRES = (
     "CREATE INDEX interventions_time ON interventions (at)",
 )
 
+# The dashboard filters runs by status or user and pages them newest first, sorts
+# them by duration, and groups failures by fingerprint within a category: indexes
+# that let those queries stop after a page instead of reading every run.
+_RUN_QUERIES = (
+    "CREATE INDEX runs_status_started ON runs (status, started_at)",
+    "CREATE INDEX runs_user_started ON runs (user_id, started_at)",
+    "CREATE INDEX runs_duration ON runs (duration_ms)",
+    "CREATE INDEX failures_category_time ON failures (category, occurred_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", sqlite=_INITIAL_SQLITE, postgres=_INITIAL_POSTGRES),
     Migration(2, "snapshots_and_history", sqlite=_STATES_SQLITE, postgres=_STATES_POSTGRES),
+    Migration(3, "run_query_indexes", sqlite=_RUN_QUERIES, postgres=_RUN_QUERIES),
 )
 
 if [m.version for m in MIGRATIONS] != list(range(1, len(MIGRATIONS) + 1)):  # pragma: no cover

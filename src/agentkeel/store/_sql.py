@@ -26,6 +26,7 @@ from agentkeel.store._derive import (
     FAILURE_COLUMNS,
     FAILURE_RECOVERED,
     MAX_CANDIDATES,
+    NULLABLE_SORT_COLUMNS,
     RUN_COLUMNS,
     EventRow,
     RunRow,
@@ -34,9 +35,11 @@ from agentkeel.store._derive import (
     check_count,
     check_run_id,
     check_since,
+    check_sort,
     check_status,
     check_text,
     check_types,
+    check_until,
     event_from_row,
     failure_from_db,
     failure_record,
@@ -46,7 +49,7 @@ from agentkeel.store._derive import (
     recovery_of,
     unique_rows,
 )
-from agentkeel.store._protocol import RunRecord, SchemaStatus, StoredEvent
+from agentkeel.store._protocol import FailureGroup, RunRecord, SchemaStatus, StoredEvent
 from agentkeel.store._sql_states import SQLStates
 
 T = TypeVar("T")
@@ -267,6 +270,39 @@ class SQLStore(SQLStates, ABC):
             tx.run_many(_APPLY_RECOVERY_SQL, [(True, fid, fid, fid) for fid in sorted(touched)])
 
     # ------------------------------------------------------------------- queries
+    def _run_filter(
+        self,
+        status: str | None,
+        user_id: str | None,
+        name: str | None,
+        since: float | None,
+        until: float | None,
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause (or "") and its parameters for the run filters."""
+        check_status(status)
+        check_text(user_id, "user_id")
+        check_text(name, "name")
+        since_f = check_since(since)
+        until_f = check_until(until)
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if user_id is not None:
+            where.append("user_id = ?")
+            params.append(user_id)
+        if name is not None:
+            where.append(self._contains_condition("name"))
+            params.append(name)
+        if since_f is not None:
+            where.append("started_at >= ?")
+            params.append(since_f)
+        if until_f is not None:
+            where.append("started_at < ?")
+            params.append(until_f)
+        return (f"WHERE {' AND '.join(where)} " if where else ""), params
+
     def list_runs(
         self,
         *,
@@ -276,38 +312,47 @@ class SQLStore(SQLStates, ABC):
         user_id: str | None = None,
         name: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        sort: str = "-started_at",
     ) -> list[RunRecord]:
-        """Runs, newest first. ``name`` matches runs whose name contains it
-        (case-sensitive substring, so an exact name matches too); ``since`` keeps
-        runs started at or after that epoch time."""
+        """Runs, newest first unless ``sort`` says otherwise (see the Store protocol)."""
         self._check_usable()
         check_count(limit, "limit")
         check_count(offset, "offset")
-        check_status(status)
-        check_text(user_id, "user_id")
-        check_text(name, "name")
-        since_f = check_since(since)
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("r.status = ?")
-            params.append(status)
-        if user_id is not None:
-            where.append("r.user_id = ?")
-            params.append(user_id)
-        if name is not None:
-            where.append(self._contains_condition("r.name"))
-            params.append(name)
-        if since_f is not None:
-            where.append("r.started_at >= ?")
-            params.append(since_f)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        column, descending = check_sort(sort)
+        clause, params = self._run_filter(status, user_id, name, since, until)
+        direction = "DESC" if descending else "ASC"
+
+        def order(alias: str) -> str:
+            keys = f"{alias}{column} {direction}, {alias}run_id {direction}"
+            if column in NULLABLE_SORT_COLUMNS:
+                # Missing values last in both dialects (they disagree on where NULL
+                # sorts); only where needed, as it keeps an index from serving the order.
+                return f"({alias}{column} IS NULL), {keys}"
+            return keys
+
+        # The page is chosen first, in a subquery, and only its rows get the counts:
+        # otherwise a sort the index cannot serve would count for every run.
         sql = (
-            f"SELECT {_RUN_SELECT} FROM runs r {clause}"  # noqa: S608
-            "ORDER BY r.started_at DESC, r.run_id DESC LIMIT ? OFFSET ?"
+            f"SELECT {_RUN_SELECT} FROM (SELECT * FROM runs {clause}"  # noqa: S608
+            f"ORDER BY {order('')} LIMIT ? OFFSET ?) r ORDER BY {order('r.')}"
         )
         rows = self._read(lambda tx: tx.query(sql, [*params, limit, offset]))
         return [_run_record(row) for row in rows]
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        user_id: str | None = None,
+        name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        self._check_usable()
+        clause, params = self._run_filter(status, user_id, name, since, until)
+        sql = f"SELECT COUNT(*) FROM runs {clause}"  # noqa: S608
+        return int(self._read(lambda tx: tx.query(sql, params))[0][0])
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with this ID, or the only run whose ID starts with it; else UnknownRunError."""
@@ -398,6 +443,61 @@ class SQLStore(SQLStates, ABC):
         )
         rows = self._read(lambda tx: tx.query(sql, [*params, limit]))
         return [failure_from_db(row) for row in rows]
+
+    def failure_groups(
+        self,
+        *,
+        category: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[FailureGroup]:
+        """Failures grouped by fingerprint, the largest group first."""
+        self._check_usable()
+        check_text(category, "category")
+        since_f = check_since(since)
+        check_count(limit, "limit")
+        where: list[str] = []
+        params: list[Any] = []
+        if category is not None:
+            where.append("category = ?")
+            params.append(category)
+        if since_f is not None:
+            where.append("occurred_at >= ?")
+            params.append(since_f)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        groups_sql = (
+            "SELECT fingerprint, COUNT(*), SUM(CASE WHEN recovered THEN 1 ELSE 0 END), "  # noqa: S608
+            f"COUNT(DISTINCT run_id), MIN(occurred_at), MAX(occurred_at) FROM failures {clause}"
+            "GROUP BY fingerprint ORDER BY COUNT(*) DESC, fingerprint LIMIT ?"
+        )
+        latest_sql = (
+            "SELECT category, error_type, error_message, tool_name, graph_node FROM failures "  # noqa: S608
+            f"{clause}{'AND' if where else 'WHERE'} fingerprint = ? "
+            "ORDER BY occurred_at DESC, event_seq DESC LIMIT 1"
+        )
+
+        def query(tx: Tx) -> list[FailureGroup]:
+            groups: list[FailureGroup] = []
+            for fp, count, recovered, runs, first, last in tx.query(groups_sql, [*params, limit]):
+                category_, error_type, message, tool, node = tx.query(latest_sql, [*params, fp])[0]
+                groups.append(
+                    FailureGroup(
+                        fingerprint=fp,
+                        count=int(count),
+                        recovered=int(recovered or 0),
+                        runs=int(runs),
+                        first_seen=float(first),
+                        last_seen=float(last),
+                        category=category_,
+                        error_type=error_type,
+                        error_message=message,
+                        tool_name=tool,
+                        graph_node=node,
+                    )
+                )
+            return groups
+
+        return self._read(query)
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:

@@ -148,7 +148,11 @@ def test_migrate_false_creates_no_file_until_migrate(tmp_path: Path) -> None:
     with pytest.raises(SchemaVersionError, match="keel db upgrade"):
         store.list_runs()
     assert not path.parent.exists()
-    assert store.migrate() == ["0001_initial", "0002_snapshots_and_history"]
+    assert store.migrate() == [
+        "0001_initial",
+        "0002_snapshots_and_history",
+        "0003_run_query_indexes",
+    ]
     assert path.exists()
     assert store.list_runs() == []
     store.close()
