@@ -142,10 +142,19 @@ def emit(
     category: str | None = None,
     attributes: dict[str, Any] | None = None,
     run_id: str | None = None,
+    span_id: str | None = None,
+    parent_span_id: str | None = None,
 ) -> None:
     """Emit one event on the process-wide pipeline (see :meth:`Pipeline.emit`)."""
     get_pipeline().emit(
-        type, name=name, severity=severity, category=category, attributes=attributes, run_id=run_id
+        type,
+        name=name,
+        severity=severity,
+        category=category,
+        attributes=attributes,
+        run_id=run_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
     )
 
 

@@ -17,7 +17,6 @@ The overall status is the worst check's: an unreachable store or a full disk is
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import shutil
 import time
@@ -464,45 +463,31 @@ def _check_disk(home: Any, t: MonitoringThresholds) -> HealthCheck:
 
 
 # --------------------------------------------------------- frameworks, sampling
-def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        import asyncio
-
-        async def wait() -> Any:
-            return await value
-
-        return asyncio.run(wait())
-    return value
-
-
 def _check_frameworks() -> HealthCheck:
-    try:
-        integrations = importlib.import_module("agentkeel.integrations")
-        manager = integrations.get_compatibility_manager()
-    except (ImportError, AttributeError):
-        return HealthCheck(
-            "frameworks", UNKNOWN, "framework integrations are not installed in this version"
-        )
-    found = dict(_maybe_await(manager.detect_all_frameworks()))
-    rows: dict[str, dict[str, Any]] = {}
-    troubled: list[str] = []
-    for name, info in found.items():
-        status = str(getattr(getattr(info, "status", None), "value", getattr(info, "status", "")))
-        rows[str(name)] = {
-            "status": status,
-            "version": None if getattr(info, "version", None) is None else str(info.version),
-            "error": getattr(info, "error_message", None),
-        }
-        if status not in {"available", "unavailable", "not_installed"}:
-            troubled.append(str(name))
-    available = [n for n, r in rows.items() if r["status"] == "available"]
-    text = f"{len(available)} of {len(rows)} framework(s) available" + (
-        f"; in trouble: {', '.join(troubled)}" if troubled else ""
+    """Installed frameworks by version (no imports: a probe must be quick), and the
+    health of the instrumentors running in this process."""
+    from agentkeel.integrations import get_compatibility_manager, get_instrumentors
+
+    matrix = get_compatibility_manager().get_framework_matrix(import_features=False)
+    instrumentors = [i.get_health_status() for i in get_instrumentors() if i.is_instrumented]
+    incompatible = [name for name, row in matrix.items() if row["status"] == "incompatible"]
+    unwell = [
+        f"{h['framework']} instrumentor {h['state']}" for h in instrumentors if not h["is_healthy"]
+    ]
+    available = [name for name, row in matrix.items() if row["status"] == "available"]
+    text = f"{len(available)} of {len(matrix)} framework(s) available" + (
+        f" ({', '.join(available)})" if available else ""
     )
-    if troubled:
-        advice = (f"Framework integrations in trouble: {', '.join(troubled)}.",)
-        return HealthCheck("frameworks", DEGRADED, text, {"frameworks": rows}, advice)
-    return HealthCheck("frameworks", HEALTHY, text, {"frameworks": rows})
+    troubles = [f"{name} incompatible" for name in incompatible] + unwell
+    details: dict[str, Any] = {"frameworks": matrix, "instrumentors": instrumentors}
+    if troubles:
+        advice = [f"{name}: {matrix[name]['error_message']}" for name in incompatible] + [
+            f"{t}: see its last_error in the details" for t in unwell
+        ]
+        return HealthCheck(
+            "frameworks", DEGRADED, f"{text}; {', '.join(troubles)}", details, tuple(advice)
+        )
+    return HealthCheck("frameworks", HEALTHY, text, details)
 
 
 # The seed's limit: sampling that costs more than this per event is too expensive.

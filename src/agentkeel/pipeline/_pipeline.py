@@ -168,9 +168,13 @@ class Pipeline:
         category: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        span_id: str | None = None,
+        parent_span_id: str | None = None,
     ) -> None:
         """Record one event in the current run and span. Never blocks, never raises.
 
+        ``span_id`` and ``parent_span_id`` override the current scope's, for
+        integrations whose framework names its own spans (a LangChain run ID).
         (In strict mode a sink failure seen earlier is raised here.)
         """
         scope = _scope_get()
@@ -184,8 +188,8 @@ class Pipeline:
             dict(attributes) if attributes else {},
             scope.run_id if run_id is None else run_id,
             _context._global_correlation_id if cid is None else cid,
-            scope.span_id,
-            scope.parent_span_id,
+            scope.span_id if span_id is None else span_id,
+            scope.parent_span_id if parent_span_id is None else parent_span_id,
             mono + _clock_offset[0],
             mono,
             next(self._seq),

@@ -202,11 +202,35 @@ def test_disk_space(
     assert report.status is status
 
 
-def test_frameworks_and_sampling_are_reported_gracefully(url: str) -> None:
+def test_frameworks_and_sampling_are_reported(url: str) -> None:
+    import importlib.metadata
+
     report = run_health_check(url)
-    assert report.check("frameworks").status is HealthStatus.UNKNOWN
-    assert "not installed" in report.check("frameworks").summary
+    frameworks = report.check("frameworks")
+    assert frameworks.status is HealthStatus.HEALTHY
+    matrix = frameworks.details["frameworks"]
+    assert matrix["langchain"]["current_version"] == importlib.metadata.version("langchain-core")
+    assert matrix["pyautogen"]["status"] == "unavailable"
+    assert "langgraph" in frameworks.summary
     assert report.check("sampling").status in {HealthStatus.HEALTHY, HealthStatus.UNKNOWN}
+
+
+def test_an_unwell_instrumentor_degrades_the_frameworks_check(url: str) -> None:
+    from agentkeel.integrations import RobustConfig, RobustInstrumentor
+
+    class Broken(RobustInstrumentor):
+        framework = "broken-framework"
+
+    broken = Broken(config=RobustConfig(max_consecutive_errors=1))
+    with broken.instrument():
+        broken.observe(lambda: 1 / 0)
+        check = run_health_check(url).check("frameworks")
+        assert check.status is HealthStatus.DEGRADED
+        assert "broken-framework instrumentor degraded" in check.summary
+        assert any(
+            "ZeroDivisionError" in str(h["last_error"]) for h in check.details["instrumentors"]
+        )
+    assert run_health_check(url).check("frameworks").status is HealthStatus.HEALTHY
 
 
 def test_bad_arguments(url: str) -> None:

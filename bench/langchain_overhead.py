@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""What recording a LangGraph agent costs: agentkeel's handler against the peers' tracers.
+
+One ``create_react_agent`` run on a scripted fake chat model: 4 model calls, 3 tool
+calls (31 LangChain runs, 62 callbacks; about 5 ms bare). Measured in ONE process,
+the variants interleaved round-robin (sample 1 of every variant, then sample 2 …):
+
+* ``bare``: no callbacks at all;
+* ``noop_handler``: a ``BaseCallbackHandler`` that does nothing (LangChain's own
+  callback machinery, the floor any tracer pays);
+* ``agentkeel``: ``instrument_langchain()``, events into the real default pipeline
+  and SQLite store in a temporary KEEL_HOME, its background writer running as in
+  real use; the flush happens outside the timer (inside the CPU timer);
+* ``openinference``: OpenInference's ``LangChainInstrumentor`` on an OpenTelemetry SDK
+  ``TracerProvider`` with a ``BatchSpanProcessor`` and a count-and-drop exporter
+  (the setup of ../shared/bench/anchors/peer_overhead.py); flushed outside the timer;
+* ``langfuse``: Langfuse 5's LangChain ``CallbackHandler``, its client on its own
+  ``TracerProvider`` with the same count-and-drop exporter, no network.
+
+Each sample times ``--runs`` agent runs; the median over ``--samples`` is reported
+(ms per agent run, wall time on the agent's thread), with the overhead over bare.
+``cpu`` is the CPU time of the whole process per run, background flushes included.
+
+    python bench/langchain_overhead.py            # full run
+    python bench/langchain_overhead.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+warnings.filterwarnings("ignore")  # create_react_agent's deprecation notice
+logging.getLogger("langfuse").setLevel(logging.ERROR)  # "could not parse the model" per run
+
+os.environ.setdefault("KEEL_HOME", tempfile.mkdtemp(prefix="keel-bench-lc-"))
+os.environ.pop("KEEL_STORE", None)
+os.environ["LANGCHAIN_TRACING_V2"] = "false"
+os.environ["OTEL_SDK_DISABLED"] = "false"
+
+from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
+from langchain_core.messages import AIMessage  # noqa: E402
+from langchain_core.tools import tool  # noqa: E402
+from langgraph.prebuilt import create_react_agent  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import (  # noqa: E402
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+import agentkeel  # noqa: E402
+from agentkeel.integrations.langchain import instrument_langchain  # noqa: E402
+
+INPUT = {"messages": [("user", "add some numbers")]}
+
+
+class ScriptedModel(GenericFakeChatModel):
+    """A fake chat model that can be handed tools (the agent binds them)."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+def script() -> list[AIMessage]:
+    usage = {"input_tokens": 120, "output_tokens": 12, "total_tokens": 132}
+    calls = [
+        AIMessage(
+            content="",
+            tool_calls=[{"name": "add", "args": {"a": i, "b": 1}, "id": f"call-{i}"}],
+            usage_metadata=usage,  # type: ignore[arg-type]
+        )
+        for i in range(3)
+    ]
+    return [*calls, AIMessage(content="the sums are 1, 2 and 3", usage_metadata=usage)]  # type: ignore[arg-type]
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+class DoNothing(BaseCallbackHandler):
+    """The floor: LangChain calls it for every event, it does nothing."""
+
+
+class CountingDropExporter(SpanExporter):
+    """Accepts and drops spans, counting them (as the anchors' exporter does)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+@dataclass
+class Variant:
+    name: str
+    desc: str
+    config: dict[str, Any] = field(default_factory=dict)
+    setup: Callable[[], None] = lambda: None
+    teardown: Callable[[], None] = lambda: None  # outside the wall timer, inside the CPU one
+    wall: list[float] = field(default_factory=list)
+    thread: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def build_variants(notes: dict[str, Any]) -> list[Variant]:
+    variants = [
+        Variant("bare", "no callbacks"),
+        Variant("noop_handler", "a do-nothing BaseCallbackHandler", {"callbacks": [DoNothing()]}),
+    ]
+
+    handle: list[Any] = []
+
+    def keel_setup() -> None:
+        handle.append(instrument_langchain())
+
+    def keel_teardown() -> None:
+        handle.pop().uninstrument()
+        agentkeel.flush()
+
+    variants.append(
+        Variant(
+            "agentkeel",
+            "instrument_langchain(): default pipeline + SQLite store, writer thread running",
+            setup=keel_setup,
+            teardown=keel_teardown,
+        )
+    )
+
+    try:
+        from openinference.instrumentation.langchain import LangChainInstrumentor
+
+        oi_exporter = CountingDropExporter()
+        oi_provider = TracerProvider()
+        oi_processor = BatchSpanProcessor(oi_exporter)
+        oi_provider.add_span_processor(oi_processor)
+        instrumentor = LangChainInstrumentor()
+
+        def oi_setup() -> None:
+            instrumentor.instrument(tracer_provider=oi_provider)
+
+        def oi_teardown() -> None:
+            instrumentor.uninstrument()
+            oi_processor.force_flush()
+
+        variants.append(
+            Variant(
+                "openinference",
+                "LangChainInstrumentor, SDK TracerProvider + BatchSpanProcessor, drop exporter",
+                setup=oi_setup,
+                teardown=oi_teardown,
+            )
+        )
+        notes["openinference_exporter"] = oi_exporter
+    except ImportError as exc:
+        notes["openinference"] = f"not installed: {exc}"
+
+    try:
+        from langfuse import Langfuse
+        from langfuse.langchain import CallbackHandler
+
+        lf_exporter = CountingDropExporter()
+        client = Langfuse(
+            public_key="pk-lf-bench",
+            secret_key="sk-lf-bench",
+            base_url="http://127.0.0.1:9",
+            tracer_provider=TracerProvider(),
+            span_exporter=lf_exporter,
+        )
+        variants.append(
+            Variant(
+                "langfuse",
+                "langfuse.langchain.CallbackHandler, own TracerProvider, drop exporter",
+                {"callbacks": [CallbackHandler(public_key="pk-lf-bench")]},
+                teardown=client.flush,
+            )
+        )
+        notes["langfuse_exporter"] = lf_exporter
+    except ImportError as exc:
+        notes["langfuse"] = f"not installed: {exc}"
+    return variants
+
+
+def sample(agent: Any, variant: Variant, runs: int) -> None:
+    variant.setup()
+    gc.collect()
+    c0 = time.process_time_ns()
+    th0 = time.thread_time_ns()
+    t0 = time.perf_counter_ns()
+    for _ in range(runs):
+        agent.invoke(INPUT, variant.config)
+    wall = time.perf_counter_ns() - t0
+    thread = time.thread_time_ns() - th0
+    variant.teardown()
+    cpu = time.process_time_ns() - c0
+    variant.wall.append(wall / runs / 1e6)
+    variant.thread.append(thread / runs / 1e6)
+    variant.cpu.append(cpu / runs / 1e6)
+
+
+def check(agent: Any, variants: list[Variant], notes: dict[str, Any]) -> str:
+    """One run per variant: the same answer everywhere, and each tracer really recorded."""
+    answers = set()
+    for variant in variants:
+        variant.setup()
+        result = agent.invoke(INPUT, variant.config)
+        variant.teardown()
+        answers.add(result["messages"][-1].content)
+    if len(answers) != 1:
+        raise SystemExit(f"variants disagree on the answer: {answers}")
+    store = agentkeel.get_store()
+    runs = store.list_runs(limit=1)
+    events = store.count_events(run_id=runs[0].run_id) if runs else 0
+    lines = [f"agentkeel stored {events} events for one run (run {runs[0].run_id})"]
+    for key in ("openinference_exporter", "langfuse_exporter"):
+        exporter = notes.get(key)
+        if exporter is not None:
+            lines.append(f"{key.split('_')[0]} exported {exporter.count} spans for one run")
+    return "; ".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=30, help="samples per variant")
+    parser.add_argument("--runs", type=int, default=20, help="agent runs per sample")
+    parser.add_argument("--quick", action="store_true", help="8 samples of 10 runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.samples, args.runs = 8, 10
+
+    load = os.getloadavg()
+    notes: dict[str, Any] = {}
+    agent = create_react_agent(ScriptedModel(messages=itertools.cycle(script())), [add])
+    variants = build_variants(notes)
+    print(check(agent, variants, notes))
+    for variant in variants:  # warm-up
+        sample(agent, variant, 3)
+        variant.wall.clear()
+        variant.thread.clear()
+        variant.cpu.clear()
+    for _ in range(args.samples):
+        for variant in variants:
+            sample(agent, variant, args.runs)
+
+    print(
+        f"\nLangGraph create_react_agent, 4 model + 3 tool calls; {args.samples} samples "
+        f"x {args.runs} runs per variant, interleaved; python {sys.version.split()[0]}; "
+        f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}"
+    )
+    header = (
+        f"{'variant':<15}{'wall ms':>9}{'+ms':>8}{'+%':>8}"
+        f"{'thread ms':>11}{'+ms':>8}{'+%':>8}{'cpu ms':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    wall = {v.name: statistics.median(v.wall) for v in variants}
+    thread = {v.name: statistics.median(v.thread) for v in variants}
+    for variant in variants:
+        name = variant.name
+        print(
+            f"{name:<15}{wall[name]:>9.3f}{wall[name] - wall['bare']:>+8.3f}"
+            f"{100 * (wall[name] - wall['bare']) / wall['bare']:>+7.1f}%"
+            f"{thread[name]:>11.3f}{thread[name] - thread['bare']:>+8.3f}"
+            f"{100 * (thread[name] - thread['bare']) / thread['bare']:>+7.1f}%"
+            f"{statistics.median(variant.cpu):>9.3f}"
+        )
+    print()
+    for variant in variants:
+        print(f"  {variant.name:<15}{variant.desc}")
+    print(
+        "\n  wall: median wall time per agent run; thread: CPU time of the agent's thread per "
+        "run\n  (what the agent pays, immune to other processes taking the CPU); cpu: CPU of "
+        "the whole\n  process per run, background writers and flushes included"
+    )
+    for label, figures in (("wall", wall), ("thread", thread)):
+        bare = figures["bare"]
+        ours = figures["agentkeel"] - bare
+        machinery = figures["noop_handler"] - bare
+        line = (
+            f"\n{label}: agentkeel +{ours:.3f} ms per run (+{100 * ours / bare:.1f} %, target "
+            f"<= +15 %); LangChain's callback machinery (noop_handler) {machinery:+.3f} ms, "
+            f"the handler itself {ours - machinery:+.3f} ms"
+        )
+        peers = {k: figures[k] - bare for k in ("openinference", "langfuse") if k in figures}
+        if peers:
+            best_name, best = min(peers.items(), key=lambda item: item[1])
+            ratio = best / ours if ours > 0 else float("inf")
+            line += (
+                f"\n{label}: best peer {best_name} +{best:.3f} ms; best peer overhead / ours = "
+                f"{ratio:.1f}x (target >= 15x)"
+            )
+        print(line)
+    versions = []
+    for dist in (
+        "langchain-core",
+        "langgraph",
+        "openinference-instrumentation-langchain",
+        "langfuse",
+    ):
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist} (not installed)")
+    print("versions: " + ", ".join(versions))
+    print(
+        "note: wall time is the agent's thread; agentkeel's store writes happen on its "
+        "writer thread (cpu column includes them: flushed inside the CPU timer)"
+    )
+    agentkeel.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
