@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/tracing_sampling.py
 	$(BIN)/python bench/rollback_history.py
+	$(BIN)/python bench/langchain_overhead.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .keel build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

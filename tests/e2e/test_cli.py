@@ -226,3 +226,9 @@ def test_demo_on_postgres(tmp_path: Path, postgres_url: str) -> None:
         keel("report", runs[0]["run_id"], "--json", "--store", postgres_url, home=tmp_path).stdout
     )
     assert report["summary"]["total_failures"] >= 3
+
+
+def test_dashboard_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    done = keel("dashboard", "--host", "0.0.0.0", "--port", "1", home=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "token" in done.stderr.lower()

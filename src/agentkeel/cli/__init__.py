@@ -2,6 +2,7 @@
 
 # Importing these modules registers their commands on the app.
 from agentkeel.cli import (  # noqa: F401
+    _dashboard,
     _escalations,
     _integrations,
     _monitoring,

@@ -176,10 +176,21 @@ def report(
         bool, typer.Option("--verbose", "-v", help="Every failure in detail.")
     ] = False,
     as_json: JsonOption = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write the run (timeline, failures, summary) as one self-contained HTML file.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """The failure report of one run, rebuilt from the store."""
     from agentkeel.tracking import generate_report, render_failure_report, summarize_failures
 
+    if html is not None:
+        _write_html_report(run_id, store, html)
+        return
     with opened_store(store) as s:
         record = s.get_run(run_id)
         failures = s.list_failures(run_id=record.run_id, limit=100_000)
@@ -206,6 +217,20 @@ def report(
         out.print(
             generate_report(failures, run_id=record.run_id, user_id=record.user_id), markup=False
         )
+
+
+def _write_html_report(run_id: str, store: str | None, path: Path) -> None:
+    try:
+        from agentkeel.dashboard import render_run_html
+    except ImportError as exc:
+        fail(str(exc), code=2)
+    with opened_store(store) as s:
+        page = render_run_html(s, run_id)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}", code=2)
+    out.print(f"wrote {path} ({len(page.encode()) // 1024 + 1} KiB)", markup=False)
 
 
 @app.command()

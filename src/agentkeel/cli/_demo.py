@@ -95,6 +95,7 @@ def run_demo_command(
             out.print(f"failure log  {Path(result.log_path)}")
     out.print(f"store        {url}")
     out.print(f"run          {result.run_id}  (see [bold]keel report {result.run_id}[/])")
+    out.print("dashboard    [bold]keel dashboard[/] shows its timeline, failures and escalation")
     if profile_report is not None:
         out.print()
         out.print(profile_report.render(limit=15), markup=False)
