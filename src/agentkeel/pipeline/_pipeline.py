@@ -416,12 +416,19 @@ class Pipeline:
             with self._requests_lock:
                 requests, self._flush_requests = self._flush_requests, []
             # Everything emitted before those flush() calls is in the buffers now.
+            drain_all = bool(requests) or self._closed
             ok = True
             while True:
                 batch = self._drain()
                 if not batch:
                     break
                 ok = self._deliver(batch) and ok
+                if not drain_all and self._size() < self._batch_size:
+                    # What arrived while that batch was being written waits for the next
+                    # interval. Writing it at once turned a steady stream of events into
+                    # a transaction per few dozen events, at several times the CPU per
+                    # event, on a thread that competes with the agent for the GIL.
+                    break
             self._oldest_unwritten_ns = 0
             for request in requests:
                 request.ok = ok

@@ -44,6 +44,34 @@ def test_flush_acknowledges_everything_emitted_before_it() -> None:
     p.close()
 
 
+def test_what_arrives_during_a_write_waits_for_the_next_interval() -> None:
+    """A steady stream must become a few large batches, not a transaction per trickle."""
+    batches: list[int] = []
+    writing = threading.Event()
+    release = threading.Event()
+    second = threading.Event()
+
+    def slow_store(batch: Sequence[Event]) -> None:
+        batches.append(len(batch))
+        if len(batches) == 1:
+            writing.set()
+            release.wait(30)
+        else:
+            second.set()
+
+    p = Pipeline(sinks=[slow_store], batch_size=10, flush_interval=60)
+    for i in range(11):  # the 11th finds a full batch waiting and wakes the writer
+        p.emit("tool.start", name="t", attributes={"i": i})
+    assert writing.wait(10)
+    for i in range(3):  # arrive while the first batch is being written
+        p.emit("tool.start", name="t", attributes={"i": 11 + i})
+    release.set()
+    assert not second.wait(0.5), "the writer wrote a 4-event batch without waiting"
+    assert p.flush(timeout=5)
+    assert batches == [10, 4]
+    p.close()
+
+
 def test_events_carry_scope_and_clocks() -> None:
     sink = Collect()
     p = Pipeline(sinks=[sink])
