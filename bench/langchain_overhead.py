@@ -18,7 +18,8 @@ the variants interleaved round-robin (sample 1 of every variant, then sample 2 â
   ``TracerProvider`` with the same count-and-drop exporter, no network.
 
 Each sample times ``--runs`` agent runs; the median over ``--samples`` is reported
-(ms per agent run, wall time on the agent's thread), with the overhead over bare.
+(ms per agent run, wall time on the agent's thread), with the overhead over bare as
+the median of each round's difference to that round's bare sample.
 ``cpu`` is the CPU time of the whole process per run, background flushes included.
 
     python bench/langchain_overhead.py            # full run
@@ -243,6 +244,11 @@ def check(agent: Any, variants: list[Variant], notes: dict[str, Any]) -> str:
     return "; ".join(lines)
 
 
+def _paired(samples: list[float], bare: list[float]) -> float:
+    """The median over rounds of (this variant's sample - the bare sample of that round)."""
+    return statistics.median(a - b for a, b in zip(samples, bare, strict=True))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=30, help="samples per variant")
@@ -279,13 +285,19 @@ def main() -> int:
     print("-" * len(header))
     wall = {v.name: statistics.median(v.wall) for v in variants}
     thread = {v.name: statistics.median(v.thread) for v in variants}
+    # Overheads are medians of paired differences: each variant against the bare sample
+    # of the same round, so a slow stretch of the machine cancels out instead of
+    # landing on whichever variant happened to run during it.
+    bare_variant = variants[0]
+    extra_wall = {v.name: _paired(v.wall, bare_variant.wall) for v in variants}
+    extra_thread = {v.name: _paired(v.thread, bare_variant.thread) for v in variants}
     for variant in variants:
         name = variant.name
         print(
-            f"{name:<15}{wall[name]:>9.3f}{wall[name] - wall['bare']:>+8.3f}"
-            f"{100 * (wall[name] - wall['bare']) / wall['bare']:>+7.1f}%"
-            f"{thread[name]:>11.3f}{thread[name] - thread['bare']:>+8.3f}"
-            f"{100 * (thread[name] - thread['bare']) / thread['bare']:>+7.1f}%"
+            f"{name:<15}{wall[name]:>9.3f}{extra_wall[name]:>+8.3f}"
+            f"{100 * extra_wall[name] / wall['bare']:>+7.1f}%"
+            f"{thread[name]:>11.3f}{extra_thread[name]:>+8.3f}"
+            f"{100 * extra_thread[name] / thread['bare']:>+7.1f}%"
             f"{statistics.median(variant.cpu):>9.3f}"
         )
     print()
@@ -296,16 +308,16 @@ def main() -> int:
         "run\n  (what the agent pays, immune to other processes taking the CPU); cpu: CPU of "
         "the whole\n  process per run, background writers and flushes included"
     )
-    for label, figures in (("wall", wall), ("thread", thread)):
+    for label, figures, extra in (("wall", wall, extra_wall), ("thread", thread, extra_thread)):
         bare = figures["bare"]
-        ours = figures["agentkeel"] - bare
-        machinery = figures["noop_handler"] - bare
+        ours = extra["agentkeel"]
+        machinery = extra["noop_handler"]
         line = (
             f"\n{label}: agentkeel +{ours:.3f} ms per run (+{100 * ours / bare:.1f} %, target "
             f"<= +15 %); LangChain's callback machinery (noop_handler) {machinery:+.3f} ms, "
             f"the handler itself {ours - machinery:+.3f} ms"
         )
-        peers = {k: figures[k] - bare for k in ("openinference", "langfuse") if k in figures}
+        peers = {k: extra[k] for k in ("openinference", "langfuse") if k in extra}
         if peers:
             best_name, best = min(peers.items(), key=lambda item: item[1])
             ratio = best / ours if ours > 0 else float("inf")

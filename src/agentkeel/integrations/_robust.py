@@ -42,6 +42,9 @@ class InstrumentorState(enum.StrEnum):
     FAILED = "failed"
 
 
+_HEALTHY = InstrumentorState.HEALTHY
+
+
 @dataclass(frozen=True, kw_only=True)
 class RobustConfig:
     """How an instrumentor protects the agent from its own failures and cost."""
@@ -166,6 +169,12 @@ class InstrumentorHealth:
                 self.failed_probations = 0
                 self.functionality = 1.0
 
+    def record_healthy_success(self) -> None:
+        """:meth:`record_success` for the HEALTHY state, the one it cannot leave."""
+        self.success_count += 1
+        self.consecutive_errors = 0
+        self._recent.append(False)
+
     def record_error(self, exc: BaseException, now: float) -> None:
         self.error_count += 1
         self.consecutive_errors += 1
@@ -287,13 +296,16 @@ class RobustInstrumentor:
         return self._observe(fn, True, args, kwargs)
 
     def _observe(self, fn: Callable[..., R], essential: bool, args: Any, kwargs: Any) -> R | None:
-        clock = self._clock
-        with self._lock:
-            if not self._health.admits(essential=essential, now=clock.monotonic()):
-                return None
+        # A healthy instrumentor admits every callback without changing state, so only
+        # the other states need the locked admission check. Integrations see dozens of
+        # callbacks per agent run: this is their hottest line.
+        if self._health.state is not _HEALTHY:
+            with self._lock:
+                if not self._health.admits(essential=essential, now=self._clock.monotonic()):
+                    return None
         started = time.perf_counter_ns()
         try:
-            result = fn(*args, **kwargs)
+            result = fn(*args, **kwargs) if kwargs else fn(*args)
         except Exception as exc:  # noqa: BLE001 - the whole point: never into the agent
             self._account(started, exc)
             _internal.report_internal_error(f"integrations.{self.framework}", exc, reraise=False)
@@ -304,6 +316,21 @@ class RobustInstrumentor:
     def _account(self, started_ns: int, exc: BaseException | None) -> None:
         spent = time.perf_counter_ns() - started_ns
         now = self._clock.monotonic()
+        health = self._health
+        if (
+            exc is None
+            and health.state is _HEALTHY
+            and now - self._window_started < self.config.performance_check_interval
+            and self._sampling is None
+        ):
+            # The path of nearly every callback, kept off the lock: a healthy success
+            # changes no state, it only counts. Two callback threads racing here can
+            # lose an increment, which delays a degradation by one callback at most.
+            self._callbacks += 1
+            self._overhead_ns += spent
+            self._window_overhead_ns += spent
+            health.record_healthy_success()
+            return
         with self._lock:
             self._callbacks += 1
             self._overhead_ns += spent

@@ -25,7 +25,7 @@ serialised unless ``capture_content=True``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -33,7 +33,6 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from agentkeel import _internal
 from agentkeel._clock import SYSTEM_CLOCK, Clock
 from agentkeel._context import current_scope, reset_scope, set_scope
 from agentkeel._encoding import truncate
@@ -183,23 +182,6 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         )
 
     # --------------------------------------------------------------- plumbing
-    def _observe(self, fn: Callable[..., R], essential: bool, args: Any, kwargs: Any) -> R | None:
-        # A healthy instrumentor admits every callback without changing its state, so the
-        # base class's locked admission check can be skipped; the accounting (errors,
-        # health, overhead) is the base class's own. 62 callbacks per agent run make
-        # this the handler's hottest line.
-        if self._health.state is not _HEALTHY:
-            return super()._observe(fn, essential, args, kwargs)
-        started = perf_counter_ns()
-        try:
-            result = fn(*args, **kwargs) if kwargs else fn(*args)
-        except Exception as exc:  # noqa: BLE001 - never into the agent
-            self._account(started, exc)
-            _internal.report_internal_error("integrations.langchain", exc, reraise=False)
-            return None
-        self._account(started, None)
-        return result
-
     def _emit(
         self,
         type_: str,
