@@ -350,6 +350,22 @@ class CrewAIInstrumentor(RobustInstrumentor):
             return None
         return max(0.0, (ended - started) * 1000.0)
 
+    def _end_attributes(
+        self, event: Any, state: Any, *, error_type: str | None = None, error: object = None
+    ) -> dict[str, Any]:
+        """What every end event carries: status, duration and, if it failed, the error."""
+        attrs = self._common(event)
+        if error_type is None:
+            attrs["status"] = "succeeded"
+        else:
+            attrs["status"] = "failed"
+            attrs["error_type"] = error_type
+            attrs["error_message"] = truncate(str(event.error if error is None else error), 2_000)
+        duration = self._duration_ms(event, state)
+        if duration is not None:
+            attrs["duration_ms"] = duration
+        return attrs
+
     def _common(self, event: Any) -> dict[str, Any]:
         attrs: dict[str, Any] = {"framework": "crewai"}
         if event.agent_role:
@@ -411,11 +427,7 @@ class CrewAIInstrumentor(RobustInstrumentor):
         )
 
     def _crew_completed(self, event: Any, where: _Where, state: Any) -> None:
-        attrs = self._common(event)
-        attrs["status"] = "succeeded"
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state)
         if event.total_tokens:
             attrs["total_tokens"] = event.total_tokens
         if self.capture_content:
@@ -429,12 +441,8 @@ class CrewAIInstrumentor(RobustInstrumentor):
         )
 
     def _crew_failed(self, event: Any, where: _Where, state: Any) -> None:
-        message = truncate(str(event.error), 2_000)
-        attrs = self._common(event)
-        attrs.update(status="failed", error_type="CrewKickoffFailed", error_message=message)
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state, error_type="CrewKickoffFailed")
+        message = attrs["error_message"]
         name = event.crew_name or "crew"
         self._fail(where, error=message, error_type="CrewKickoffFailed", graph_node=name)
         emit(
@@ -474,11 +482,7 @@ class CrewAIInstrumentor(RobustInstrumentor):
         )
 
     def _task_completed(self, event: Any, where: _Where, state: Any) -> None:
-        attrs = self._common(event)
-        attrs["status"] = "succeeded"
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state)
         if self.capture_content:
             attrs["output"] = _content(event.output)
         emit(
@@ -490,16 +494,8 @@ class CrewAIInstrumentor(RobustInstrumentor):
         )
 
     def _task_failed(self, event: Any, where: _Where, state: Any) -> None:
-        attrs = self._common(event)
         error_type = event.error_type.__name__ if event.error_type is not None else "TaskFailed"
-        attrs.update(
-            status="failed",
-            error_type=error_type,
-            error_message=truncate(str(event.error), 2_000),
-        )
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state, error_type=error_type)
         emit(
             EventType.TASK_FAIL,
             name=self._task_name(event),
@@ -534,25 +530,13 @@ class CrewAIInstrumentor(RobustInstrumentor):
         )
 
     def _agent_completed(self, event: Any, where: _Where, state: Any) -> None:
-        attrs = self._common(event)
-        attrs["status"] = "succeeded"
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state)
         if self.capture_content:
             attrs["output"] = _content(event.output)
         self._end_agent(event, where, attrs, Severity.INFO)
 
     def _agent_failed(self, event: Any, where: _Where, state: Any) -> None:
-        attrs = self._common(event)
-        attrs.update(
-            status="failed",
-            error_type="AgentExecutionError",
-            error_message=truncate(str(event.error), 2_000),
-        )
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state, error_type="AgentExecutionError")
         self._end_agent(event, where, attrs, Severity.HIGH)
 
     def _end_agent(self, event: Any, where: _Where, attrs: dict[str, Any], severity: int) -> None:
@@ -622,19 +606,8 @@ class CrewAIInstrumentor(RobustInstrumentor):
     def _tool_error(self, event: Any, where: _Where, state: Any) -> None:
         error = event.error
         error_type = type(error).__name__ if isinstance(error, BaseException) else "ToolError"
-        attrs = self._common(event)
-        attrs.update(
-            {
-                "gen_ai.tool.name": event.tool_name,
-                "tool": event.tool_name,
-                "status": "failed",
-                "error_type": error_type,
-                "error_message": truncate(str(error), 2_000),
-            }
-        )
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state, error_type=error_type, error=error)
+        attrs["gen_ai.tool.name"] = attrs["tool"] = event.tool_name
         self._fail(where, error=error, error_type=error_type, tool_name=event.tool_name)
         emit(
             EventType.TOOL_CALL_END,
@@ -686,12 +659,8 @@ class CrewAIInstrumentor(RobustInstrumentor):
         )
 
     def _llm_completed(self, event: Any, where: _Where, state: Any) -> None:
-        attrs = self._common(event)
+        attrs = self._end_attributes(event, state)
         attrs["gen_ai.response.model"] = self._model(event)
-        attrs["status"] = "succeeded"
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
         usage = event.usage if isinstance(event.usage, Mapping) else {}
         input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
         output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
@@ -714,12 +683,8 @@ class CrewAIInstrumentor(RobustInstrumentor):
         )
 
     def _llm_failed(self, event: Any, where: _Where, state: Any) -> None:
-        message = truncate(str(event.error), 2_000)
-        attrs = self._common(event)
-        attrs.update(status="failed", error_type="LLMCallFailed", error_message=message)
-        duration = self._duration_ms(event, state)
-        if duration is not None:
-            attrs["duration_ms"] = duration
+        attrs = self._end_attributes(event, state, error_type="LLMCallFailed")
+        message = attrs["error_message"]
         self._fail(where, error=message, error_type="LLMCallFailed", category=None)
         emit(
             EventType.LLM_CALL_END,
