@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from _autogen_fakes import (
     replay_client,
     script,
 )
+from _clock import FakeClock
 from _no_network import no_network
 from autogen_agentchat import EVENT_LOGGER_NAME as AGENTCHAT_LOGGER
 from autogen_core import EVENT_LOGGER_NAME as CORE_LOGGER
@@ -32,25 +32,6 @@ from agentkeel.integrations.autogen import AutoGenInstrumentor, KeelChatCompleti
 __all__ = ["no_network"]  # the fixture, re-exported for pytest
 
 pytestmark = pytest.mark.usefixtures("no_network")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def handles() -> Iterator[list[InstrumentationHandle]]:
-    made: list[InstrumentationHandle] = []
-    yield made
-    for handle in made:
-        handle.uninstrument()
 
 
 def _instrument(handles: list[InstrumentationHandle], **options: Any) -> AutoGenInstrumentor:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _clock import FakeClock
 from _crewai_fakes import (
     TOOL_THEN_ANSWER,
     BrokenTool,
@@ -25,25 +25,6 @@ from agentkeel.integrations.crewai import instrument_crewai as direct_instrument
 __all__ = ["crewai_environment", "no_network"]  # fixtures, re-exported for pytest
 
 pytestmark = pytest.mark.usefixtures("crewai_environment", "no_network")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def handles() -> Iterator[list[InstrumentationHandle]]:
-    made: list[InstrumentationHandle] = []
-    yield made
-    for handle in made:
-        handle.uninstrument()
 
 
 def _instrument(handles: list[InstrumentationHandle], **options: Any) -> InstrumentationHandle:
