@@ -159,9 +159,7 @@ class InstrumentorHealth:
 
     # ---------------------------------------------------------------- outcomes
     def record_success(self, now: float) -> None:
-        self.success_count += 1
-        self.consecutive_errors = 0
-        self._recent.append(False)
+        self.record_healthy_success()
         if self.state is InstrumentorState.RECOVERING:
             self.probation_successes += 1
             if self.probation_successes >= self.config.recovery_successes:
@@ -170,7 +168,7 @@ class InstrumentorHealth:
                 self.functionality = 1.0
 
     def record_healthy_success(self) -> None:
-        """:meth:`record_success` for the HEALTHY state, the one it cannot leave."""
+        """Count a success; all of :meth:`record_success` in the HEALTHY state."""
         self.success_count += 1
         self.consecutive_errors = 0
         self._recent.append(False)
