@@ -222,9 +222,10 @@ class OpenAIInstrumentor(RobustInstrumentor):
             return self.client.with_options(max_retries=0).chat.completions.create, kwargs
         return self._original, kwargs
 
-    def _attempt(
-        self, call: _Call, model: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def _begin(
+        self, call: _Call, model: str | None, kwargs: dict[str, Any]
+    ) -> tuple[Callable[..., Any], dict[str, Any], CallRecord]:
+        """What to send, with which arguments, and the record whose start is now emitted."""
         send, kwargs = self._prepare(call, model, kwargs)
         record = CallRecord(
             model=str(kwargs.get("model", "")),
@@ -233,6 +234,12 @@ class OpenAIInstrumentor(RobustInstrumentor):
             stream=kwargs.get("stream") is True,
         )
         self.observe(self._on_start, record, kwargs)
+        return send, kwargs, record
+
+    def _attempt(
+        self, call: _Call, model: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        send, kwargs, record = self._begin(call, model, kwargs)
         try:
             result = send(*args, **kwargs)
         except Exception as exc:
@@ -249,14 +256,7 @@ class OpenAIInstrumentor(RobustInstrumentor):
     async def _aattempt(
         self, call: _Call, model: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        send, kwargs = self._prepare(call, model, kwargs)
-        record = CallRecord(
-            model=str(kwargs.get("model", "")),
-            requested_model=call.requested_model,
-            attempt=call.attempts,
-            stream=kwargs.get("stream") is True,
-        )
-        self.observe(self._on_start, record, kwargs)
+        send, kwargs, record = self._begin(call, model, kwargs)
         try:
             result = await send(*args, **kwargs)
         except Exception as exc:
