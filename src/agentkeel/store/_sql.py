@@ -50,7 +50,7 @@ from agentkeel.store._derive import (
     unique_rows,
 )
 from agentkeel.store._protocol import FailureGroup, RunRecord, SchemaStatus, StoredEvent
-from agentkeel.store._sql_states import SQLStates
+from agentkeel.store._sql_states import SQLStates, filters, where_clause
 
 T = TypeVar("T")
 
@@ -284,24 +284,14 @@ class SQLStore(SQLStates, ABC):
         check_text(name, "name")
         since_f = check_since(since)
         until_f = check_until(until)
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
-        if name is not None:
-            where.append(self._contains_condition("name"))
-            params.append(name)
-        if since_f is not None:
-            where.append("started_at >= ?")
-            params.append(since_f)
-        if until_f is not None:
-            where.append("started_at < ?")
-            params.append(until_f)
-        return (f"WHERE {' AND '.join(where)} " if where else ""), params
+        where, params = filters(
+            ("status = ?", status),
+            ("user_id = ?", user_id),
+            (self._contains_condition("name"), name),
+            ("started_at >= ?", since_f),
+            ("started_at < ?", until_f),
+        )
+        return where_clause(where), params
 
     def list_runs(
         self,
@@ -428,15 +418,8 @@ class SQLStore(SQLStates, ABC):
         check_text(run_id, "run_id")
         check_text(category, "category")
         check_count(limit, "limit")
-        where: list[str] = []
-        params: list[Any] = []
-        if run_id is not None:
-            where.append("run_id = ?")
-            params.append(run_id)
-        if category is not None:
-            where.append("category = ?")
-            params.append(category)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        where, params = filters(("run_id = ?", run_id), ("category = ?", category))
+        clause = where_clause(where)
         sql = (
             f"SELECT {', '.join(FAILURE_COLUMNS)} FROM failures {clause}"  # noqa: S608
             "ORDER BY occurred_at, event_seq LIMIT ?"
@@ -456,15 +439,8 @@ class SQLStore(SQLStates, ABC):
         check_text(category, "category")
         since_f = check_since(since)
         check_count(limit, "limit")
-        where: list[str] = []
-        params: list[Any] = []
-        if category is not None:
-            where.append("category = ?")
-            params.append(category)
-        if since_f is not None:
-            where.append("occurred_at >= ?")
-            params.append(since_f)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        where, params = filters(("category = ?", category), ("occurred_at >= ?", since_f))
+        clause = where_clause(where)
         groups_sql = (
             "SELECT fingerprint, COUNT(*), SUM(CASE WHEN recovered THEN 1 ELSE 0 END), "  # noqa: S608
             f"COUNT(DISTINCT run_id), MIN(occurred_at), MAX(occurred_at) FROM failures {clause}"

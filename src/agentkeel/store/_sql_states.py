@@ -70,8 +70,17 @@ _INSERT_INTERVENTION_SQL = (
 )
 
 
-def _where(conditions: list[str]) -> str:
+def where_clause(conditions: list[str]) -> str:
     return f"WHERE {' AND '.join(conditions)} " if conditions else ""
+
+
+def filters(*pairs: tuple[str, object]) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their parameters from ``(condition, value)`` pairs.
+
+    A pair whose value is None is a filter the caller did not ask for: left out.
+    """
+    used = [(condition, value) for condition, value in pairs if value is not None]
+    return [condition for condition, _ in used], [value for _, value in used]
 
 
 class SQLStates:
@@ -118,16 +127,9 @@ class SQLStates:
         agent = check_opt_id(agent_id, "agent_id")
         task = check_opt_id(task_id, "task_id")
         check_count(limit, "limit")
-        where: list[str] = []
-        params: list[Any] = []
-        if agent is not None:
-            where.append("agent_id = ?")
-            params.append(agent)
-        if task is not None:
-            where.append("task_id = ?")
-            params.append(task)
+        where, params = filters(("agent_id = ?", agent), ("task_id = ?", task))
         sql = (
-            f"SELECT {_SNAPSHOT_SELECT} FROM snapshots {_where(where)}"  # noqa: S608
+            f"SELECT {_SNAPSHOT_SELECT} FROM snapshots {where_clause(where)}"  # noqa: S608
             "ORDER BY seq DESC LIMIT ?"
         )
         rows = self._read(lambda tx: tx.query(sql, [*params, limit]))
@@ -153,21 +155,21 @@ class SQLStates:
         cutoff = check_cutoff(older_than)
         if keep_n is None and cutoff is None:
             return []
-        where, params = (["agent_id = ?"], [agent]) if agent is not None else ([], [])
+        where, params = filters(("agent_id = ?", agent))
 
         def prune(tx: Tx) -> list[str]:
             doomed: set[str] = set()
             if cutoff is not None:
                 sql = (
                     "SELECT snapshot_id FROM snapshots "  # noqa: S608
-                    f"{_where([*where, 'created_at < ?'])}"
+                    f"{where_clause([*where, 'created_at < ?'])}"
                 )
                 doomed.update(row[0] for row in tx.query(sql, [*params, cutoff]))
             if keep_n is not None:
                 sql = (
                     "SELECT snapshot_id FROM (SELECT snapshot_id, ROW_NUMBER() OVER "  # noqa: S608
                     "(PARTITION BY agent_id ORDER BY seq DESC) AS rn FROM snapshots "
-                    f"{_where(where)}) ranked WHERE rn > ?"
+                    f"{where_clause(where)}) ranked WHERE rn > ?"
                 )
                 doomed.update(row[0] for row in tx.query(sql, [*params, keep_n]))
             ids = sorted(doomed)
@@ -228,15 +230,13 @@ class SQLStates:
         self, *, agent_id: str, task_id: str | None = None, limit: int = 100
     ) -> list[StateVersionRecord]:
         self._check_usable()
-        params: list[Any] = [check_id(agent_id, "agent_id")]
-        where = ["agent_id = ?"]
-        task = check_opt_id(task_id, "task_id")
-        if task is not None:
-            where.append("task_id = ?")
-            params.append(task)
+        where, params = filters(
+            ("agent_id = ?", check_id(agent_id, "agent_id")),
+            ("task_id = ?", check_opt_id(task_id, "task_id")),
+        )
         check_count(limit, "limit")
         sql = (
-            f"SELECT {_VERSION_SELECT} FROM state_versions {_where(where)}"  # noqa: S608
+            f"SELECT {_VERSION_SELECT} FROM state_versions {where_clause(where)}"  # noqa: S608
             "ORDER BY created_at DESC, version DESC, task_id LIMIT ?"
         )
         rows = self._read(lambda tx: tx.query(sql, [*params, limit]))
@@ -251,16 +251,9 @@ class SQLStates:
         older_than: float | None = None,
     ) -> int:
         self._check_usable()
-        where: list[str] = []
-        params: list[Any] = []
         agent = check_opt_id(agent_id, "agent_id")
         task = check_opt_id(task_id, "task_id")
-        if agent is not None:
-            where.append("agent_id = ?")
-            params.append(agent)
-        if task is not None:
-            where.append("task_id = ?")
-            params.append(task)
+        where, params = filters(("agent_id = ?", agent), ("task_id = ?", task))
         keep_n = check_keep(keep)
         cutoff = check_cutoff(older_than)
         if keep_n is None and cutoff is None:
@@ -271,14 +264,14 @@ class SQLStates:
             if cutoff is not None:
                 sql = (
                     "SELECT agent_id, task_id, version FROM state_versions "  # noqa: S608
-                    f"{_where([*where, 'created_at < ?'])}"
+                    f"{where_clause([*where, 'created_at < ?'])}"
                 )
                 doomed.update(tx.query(sql, [*params, cutoff]))
             if keep_n is not None:
                 sql = (
                     "SELECT agent_id, task_id, version FROM (SELECT agent_id, task_id, "  # noqa: S608
                     "version, ROW_NUMBER() OVER (PARTITION BY agent_id, task_id "
-                    f"ORDER BY version DESC) AS rn FROM state_versions {_where(where)}) "
+                    f"ORDER BY version DESC) AS rn FROM state_versions {where_clause(where)}) "
                     "ranked WHERE rn > ?"
                 )
                 doomed.update(tx.query(sql, [*params, keep_n]))
@@ -314,15 +307,13 @@ class SQLStates:
         limit: int = 100,
     ) -> list[InterventionRecord]:
         self._check_usable()
-        params: list[Any] = [check_id(agent_id, "agent_id")]
-        where = ["agent_id = ?"]
-        task = check_opt_id(task_id, "task_id")
-        if task is not None:
-            where.append("task_id = ?")
-            params.append(task)
+        where, params = filters(
+            ("agent_id = ?", check_id(agent_id, "agent_id")),
+            ("task_id = ?", check_opt_id(task_id, "task_id")),
+        )
         check_count(limit, "limit")
         sql = (
-            f"SELECT {_INTERVENTION_SELECT} FROM interventions {_where(where)}"  # noqa: S608
+            f"SELECT {_INTERVENTION_SELECT} FROM interventions {where_clause(where)}"  # noqa: S608
             "ORDER BY at DESC, seq DESC LIMIT ?"
         )
         rows = self._read(lambda tx: tx.query(sql, [*params, limit]))
@@ -341,21 +332,21 @@ class SQLStates:
         cutoff = check_cutoff(older_than)
         if keep_n is None and cutoff is None:
             return 0
-        where, params = (["agent_id = ?"], [agent]) if agent is not None else ([], [])
+        where, params = filters(("agent_id = ?", agent))
 
         def prune(tx: Tx) -> int:
             doomed: set[str] = set()
             if cutoff is not None:
                 sql = (
                     "SELECT intervention_id FROM interventions "  # noqa: S608
-                    f"{_where([*where, 'at < ?'])}"
+                    f"{where_clause([*where, 'at < ?'])}"
                 )
                 doomed.update(row[0] for row in tx.query(sql, [*params, cutoff]))
             if keep_n is not None:
                 sql = (
                     "SELECT intervention_id FROM (SELECT intervention_id, ROW_NUMBER() OVER "  # noqa: S608
                     "(PARTITION BY agent_id ORDER BY at DESC, seq DESC) AS rn "
-                    f"FROM interventions {_where(where)}) ranked WHERE rn > ?"
+                    f"FROM interventions {where_clause(where)}) ranked WHERE rn > ?"
                 )
                 doomed.update(row[0] for row in tx.query(sql, [*params, keep_n]))
             ids = sorted(doomed)
