@@ -194,12 +194,7 @@ class _GuardedTool(BaseTool):
         **kwargs: Any,
     ) -> Any:
         inner = self._inner
-        takes_manager, config_param = self._sync_conventions
-        call_kwargs = dict(kwargs)
-        if takes_manager:
-            call_kwargs["run_manager"] = run_manager
-        if config_param is not None:
-            call_kwargs[config_param] = config
+        call_kwargs = _inner_kwargs(self._sync_conventions, kwargs, run_manager, config)
 
         def body() -> Any:
             return inner._run(*args, **call_kwargs)
@@ -221,12 +216,7 @@ class _GuardedTool(BaseTool):
         **kwargs: Any,
     ) -> Any:
         inner = self._inner
-        takes_manager, config_param = self._async_conventions
-        call_kwargs = dict(kwargs)
-        if takes_manager:
-            call_kwargs["run_manager"] = run_manager
-        if config_param is not None:
-            call_kwargs[config_param] = config
+        call_kwargs = _inner_kwargs(self._async_conventions, kwargs, run_manager, config)
 
         async def body() -> Any:
             return await inner._arun(*args, **call_kwargs)
@@ -262,6 +252,22 @@ def _conventions(method: Callable[..., Any]) -> tuple[bool, str | None]:
     except (TypeError, ValueError):
         takes_manager = False
     return takes_manager, _config_param(method)
+
+
+def _inner_kwargs(
+    conventions: tuple[bool, str | None],
+    kwargs: dict[str, Any],
+    run_manager: Any,
+    config: RunnableConfig,
+) -> dict[str, Any]:
+    """The wrapped tool's keyword arguments, with its run manager and config if it takes them."""
+    takes_manager, config_param = conventions
+    call_kwargs = dict(kwargs)
+    if takes_manager:
+        call_kwargs["run_manager"] = run_manager
+    if config_param is not None:
+        call_kwargs[config_param] = config
+    return call_kwargs
 
 
 def guarded_tool(
