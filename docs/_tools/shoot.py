@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))  # the scenario and server helpers
+sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests" / "support")]  # test helpers
 
 VIEWPORT = {"width": 1280, "height": 800}
 SCROLL_TO_TIMELINE = """() => {

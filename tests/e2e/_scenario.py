@@ -20,6 +20,8 @@ import contextlib
 import time
 from dataclasses import dataclass
 
+from fake_clock import FakeClock
+
 import agentkeel
 from agentkeel import EventType, Severity
 from agentkeel.monitoring import Measurements, MonitoringSystem, MonitoringThresholds
@@ -41,23 +43,6 @@ XSS_PAYLOAD = "<script>window.__xss=1</script>"
 XSS_USER = '<img src=x onerror="window.__xss=2">'
 SCENARIO_AGENT = "booking-agent"
 SCENARIO_TASK = "book-trip"
-
-
-class FakeClock:
-    """Monotonic and wall time that move only when something sleeps on them."""
-
-    def __init__(self) -> None:
-        self._now = 1_000.0
-        self._wall_offset = time.time() - self._now
-
-    def monotonic(self) -> float:
-        return self._now
-
-    def wall(self) -> float:
-        return self._now + self._wall_offset
-
-    def sleep(self, seconds: float) -> None:
-        self._now += max(0.0, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +213,7 @@ def seed_scenario(*, hostile: bool = True) -> Scenario:
 
     ``hostile=False`` leaves out the run with HTML in its tool output and user name
     (the docs' screenshots do not need it)."""
-    clock = FakeClock()
+    clock = FakeClock(wall_offset=time.time() - 1_000.0)  # wall time near now
     breaker = CircuitBreaker(
         "payments-api",
         CircuitBreakerConfig(

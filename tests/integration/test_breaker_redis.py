@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from fake_clock import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -249,7 +250,7 @@ def test_force_open_and_by_hand_records_are_shared(store: RedisBreakerStore) -> 
 
 
 def test_time_window_breaker_in_redis(store: RedisBreakerStore) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0, wall_offset=0.0)
     config = CircuitBreakerConfig(
         sliding_window="time", window_size=60, minimum_calls=2, slow_call_duration=0.05
     )
@@ -273,19 +274,6 @@ def test_time_window_breaker_in_redis(store: RedisBreakerStore) -> None:
         with pytest.raises(ConnectionError):
             a.call(_boom)
     assert a.state is CircuitState.OPEN
-
-
-class FakeClock:
-    """Wall-clock seconds that move only when told (Redis sees them as `now`)."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
 
 
 def test_a_different_config_for_a_shared_name_is_refused(store: RedisBreakerStore) -> None:

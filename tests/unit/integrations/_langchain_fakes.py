@@ -108,19 +108,6 @@ def stored(*types: str) -> list[Event]:
     return [s.event for s in store.list_events(types=list(types) or None, limit=10_000)]
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-
 def runs() -> list[Any]:
     """Every stored run, newest first, once the pipeline has delivered everything."""
     assert agentkeel.flush()

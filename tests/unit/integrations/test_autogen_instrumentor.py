@@ -16,13 +16,13 @@ from _autogen_fakes import (
     replay_client,
     script,
 )
-from _clock import FakeClock
 from _no_network import no_network
 from autogen_agentchat import EVENT_LOGGER_NAME as AGENTCHAT_LOGGER
 from autogen_core import EVENT_LOGGER_NAME as CORE_LOGGER
 from autogen_core.logging import LLMCallEvent, MessageHandlerExceptionEvent
 from autogen_core.models import UserMessage
 from autogen_core.tools import FunctionTool
+from fake_clock import FakeClock
 
 import agentkeel
 from agentkeel import ConfigurationError, EventType
@@ -243,7 +243,7 @@ def test_instrumentation_changes_nothing_the_agent_does(
 def test_a_faulty_instrumentor_degrades_then_recovers(
     handles: list[InstrumentationHandle], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(wall_offset=0.0)
     instrumentor = _instrument(
         handles,
         config=RobustConfig(max_consecutive_errors=3, error_recovery_timeout=30.0),

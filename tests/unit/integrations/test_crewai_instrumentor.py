@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from _clock import FakeClock
 from _crewai_fakes import (
     TOOL_THEN_ANSWER,
     BrokenTool,
@@ -15,6 +14,7 @@ from _crewai_fakes import (
     make_crew,
 )
 from _no_network import no_network
+from fake_clock import FakeClock
 
 import agentkeel
 from agentkeel import ConfigurationError, EventType
@@ -250,7 +250,7 @@ def test_instrumentation_changes_neither_output_nor_steps(
 def test_a_faulty_instrumentor_degrades_then_recovers(
     handles: list[InstrumentationHandle], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(wall_offset=0.0)
     config = RobustConfig(max_consecutive_errors=3, error_recovery_timeout=30.0)
     handle = direct_instrument_crewai(config=config, clock=clock)
     handles.append(handle)

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from _langchain_fakes import FakeClock, add, adding_script, model, react_agent, runs, stored
+from _langchain_fakes import add, adding_script, model, react_agent, runs, stored
+from fake_clock import FakeClock
 
 import agentkeel
 from agentkeel import EventType, _internal

@@ -16,6 +16,7 @@ from typing import Any
 import openai
 import pytest
 from _openai_server import OpenAIServer, bad_request, response_model, stream_dropped
+from fake_clock import FakeClock
 
 import agentkeel
 from agentkeel import ConfigurationError, EventType
@@ -29,17 +30,6 @@ from agentkeel.tracking import FailureTracker, use_failure_tracker
 
 MESSAGES = [{"role": "user", "content": "what is the weather in Lisbon"}]
 DOC = Path(__file__).parents[3] / "docs" / "integrations" / "openai.md"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1.7e9 + self.now
 
 
 @pytest.fixture
@@ -336,7 +326,7 @@ def test_the_lazy_entry_point_returns_the_same_kind_of_handle(client: openai.Ope
 def test_internals_that_always_fail_leave_results_identical_and_degrade_then_recover(
     client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     config = RobustConfig(max_consecutive_errors=3, error_recovery_timeout=30)
     handle = instrument_openai(client, config=config, clock=clock)
     working_emit = _record.emit_llm_event

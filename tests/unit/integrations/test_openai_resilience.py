@@ -23,6 +23,7 @@ from _openai_server import (
     server_error,
     slow,
 )
+from fake_clock import FakeClock
 
 import agentkeel
 from agentkeel import EventType
@@ -38,27 +39,6 @@ from agentkeel.resilience import CircuitBreaker, CircuitBreakerConfig, Retry
 from agentkeel.tracking import FailureTracker, use_failure_tracker
 
 MESSAGES = [{"role": "user", "content": "plan my trip"}]
-
-
-class FakeClock:
-    """Retry's clock and sleep: time moves only when the policy sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1.7e9 + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from fake_clock import FakeClock
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -21,17 +22,6 @@ from agentkeel.integrations import (
     get_instrumentors,
 )
 from agentkeel.observability import SamplingConfig
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
 
 
 class Recorder(RobustInstrumentor):
@@ -60,7 +50,7 @@ def boom(*_: object) -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(wall_offset=0.0)
 
 
 def make(clock: FakeClock, **config: Any) -> Recorder:

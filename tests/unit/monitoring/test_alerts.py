@@ -6,21 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from fake_clock import FakeClock
 
 from agentkeel import ConfigurationError, Event
 from agentkeel._internal import internal_error_counts
 from agentkeel.monitoring import Alert, AlertManager, AlertSeverity
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
 
 
 class Recorder:
@@ -44,7 +34,7 @@ class Recorder:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_800_000_000.0, wall_offset=0.0)
 
 
 @pytest.fixture

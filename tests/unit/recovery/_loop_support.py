@@ -6,25 +6,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from fake_clock import FakeClock
+
 from agentkeel.events import Event
 from agentkeel.pipeline import Pipeline
 from agentkeel.recovery import LoopDetectionConfig, LoopDetector
-
-
-class FakeClock:
-    """Time moves only when a test says so."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1.7e9 + self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Captured:

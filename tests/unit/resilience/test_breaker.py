@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from fake_clock import FakeClock
 
 import agentkeel
 from agentkeel import ConfigurationError, EventType, Severity
@@ -19,22 +20,6 @@ from agentkeel.resilience._breaker_config import CircuitBreakerConfig
 from agentkeel.resilience._breaker_machine import CircuitState
 from agentkeel.resilience._breaker_resources import ResourceGuard
 from agentkeel.resilience._errors import CircuitOpenError
-
-
-class FakeClock:
-    """Time moves only when a test says so."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Captured:

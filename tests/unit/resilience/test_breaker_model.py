@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fake_clock import FakeClock
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -32,17 +33,6 @@ EXCEPTIONS: dict[str, type[BaseException]] = {
     "other": ValueError,  # in neither list: counts as a success
     "cancelled": asyncio.CancelledError,  # not an Exception: not counted
 }
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -206,7 +196,7 @@ kinds = st.sampled_from(["none", *EXCEPTIONS])
 class BreakerVersusModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock()
+        self.clock = FakeClock(100.0, wall_offset=0.0)
         self.held: list[tuple[Permit, int]] = []
 
     @initialize(config=configs)

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from fake_clock import FakeClock
 
 from agentkeel import ConfigurationError
 from agentkeel.resilience._breaker import CircuitBreaker
@@ -20,17 +21,6 @@ from agentkeel.resilience._breaker_registry import (
 )
 from agentkeel.resilience._errors import CircuitOpenError
 from agentkeel.resilience._tool_breaker import ToolCircuitBreaker
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_700_000_000.0 + self.now
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +80,7 @@ def test_seed_000_health_check_loop_works() -> None:
 
 
 def test_registry_of_ones_own_with_defaults() -> None:
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     registry = CircuitBreakerRegistry(
         default_config=CircuitBreakerConfig(failure_threshold=1), clock=clock
     )
@@ -126,7 +116,7 @@ def test_registry_is_thread_safe() -> None:
 
 # ---------------------------------------------------------------------- ToolCircuitBreaker
 def test_tool_breaker_follows_the_seed_loop() -> None:
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     breakers = ToolCircuitBreaker(failure_threshold=3, timeout=60, clock=clock)
     assert not breakers.is_open("search")
     for _ in range(3):
@@ -143,7 +133,7 @@ def test_tool_breaker_follows_the_seed_loop() -> None:
 
 
 def test_tool_breaker_success_resets_the_run_of_failures() -> None:
-    breakers = ToolCircuitBreaker(failure_threshold=2, clock=FakeClock())
+    breakers = ToolCircuitBreaker(failure_threshold=2, clock=FakeClock(50.0))
     breakers.record_failure("t")
     breakers.record_success("t")
     breakers.record_failure("t")
@@ -153,7 +143,7 @@ def test_tool_breaker_success_resets_the_run_of_failures() -> None:
 
 
 def test_tool_breaker_failed_trial_reopens() -> None:
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     breakers = ToolCircuitBreaker(failure_threshold=1, recovery_timeout=10, clock=clock)
     breakers.record_failure("t")
     clock.now += 10
@@ -168,7 +158,7 @@ def test_tool_breaker_failed_trial_reopens() -> None:
 def test_tool_breaker_call_and_acall() -> None:
     import asyncio
 
-    breakers = ToolCircuitBreaker(failure_threshold=1, clock=FakeClock())
+    breakers = ToolCircuitBreaker(failure_threshold=1, clock=FakeClock(50.0))
     assert breakers.call("t", lambda x: x * 2, 4) == 8
     with pytest.raises(ConnectionError):
         breakers.call("t", boom)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from _policy_events import CapturedEvents, async_test
+from fake_clock import FakeClock
 
 from agentkeel import ConfigurationError, EventType, _internal
 from agentkeel.events import Event, Severity
@@ -25,27 +26,6 @@ from agentkeel.resilience._retry import (
     set_retry_testing,
 )
 from agentkeel.resilience._retry_strategies import adaptive, exponential, fixed, linear
-
-
-class FakeClock:
-    """A monotonic clock that only moves when something sleeps or works."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1.7e9 + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 @pytest.fixture

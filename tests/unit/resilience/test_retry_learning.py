@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _policy_events import CapturedEvents
+from fake_clock import FakeClock
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,22 +30,6 @@ COMM = ErrorType.COMMUNICATION_ERROR
 TIMEOUT = ErrorType.TIMEOUT_ERROR
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def events() -> Iterator[CapturedEvents]:
     yield from CapturedEvents.installed()
@@ -52,7 +37,7 @@ def events() -> Iterator[CapturedEvents]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(500.0, wall_offset=0.0)
 
 
 def always_failing() -> None:
@@ -407,7 +392,7 @@ def test_the_window_slides(clock: FakeClock) -> None:
 def test_the_budget_matches_a_naive_model(
     ops: list[tuple[str, float]], ratio: float, floor: int
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(500.0, wall_offset=0.0)
     budget = RetryBudget(ratio=ratio, min_retries_per_window=floor, window=10, clock=clock)
     width = 1.0  # ten buckets of a ten-second window
     log: list[tuple[int, str]] = []  # (bucket, what) for every call and granted retry

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 
 import pytest
+from fake_clock import FakeClock
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,22 +26,6 @@ import agentkeel
 from agentkeel.resilience._budget import RetryBudget
 from agentkeel.resilience._retry import Retry, RetryAttempt, RetryDetails
 from agentkeel.resilience._retry_strategies import Backoff, exponential, fixed, linear
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += seconds
-        self.now += seconds
 
 
 class Retryable(ConnectionError):
@@ -73,7 +58,7 @@ class RetryModel(RuleBasedStateMachine):
         initial: float,
         budget: tuple[float, int] | None,
     ) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(0.0, wall_offset=0.0)
         self.backoff: Backoff = {
             "fixed": fixed(initial),
             "exponential": exponential(initial=initial, multiplier=2, max=initial * 4),
