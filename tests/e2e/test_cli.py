@@ -232,3 +232,16 @@ def test_dashboard_refuses_a_public_address_without_a_token(tmp_path: Path) -> N
     done = keel("dashboard", "--host", "0.0.0.0", "--port", "1", home=tmp_path, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "token" in done.stderr.lower()
+
+
+def test_dashboard_on_a_port_in_use_says_so_before_announcing_itself(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = keel("dashboard", "--port", str(port), "--no-open", home=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "keel dashboard on" not in done.stdout

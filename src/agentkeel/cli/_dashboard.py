@@ -46,16 +46,19 @@ def dashboard(
         fail(str(exc), code=2)
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{port}/runs"
-    out.print(
-        f"keel dashboard on {url}" + (" (token required)" if token else "") + "; Ctrl-C stops",
-        markup=False,
-    )
-    if not no_open:
-        # After a moment, so the server is listening when the browser asks.
-        first = f"{url}?token={token}" if token else url
-        threading.Timer(1.0, webbrowser.open, args=(first,)).start()
+
+    def announce() -> None:
+        out.print(
+            f"keel dashboard on {url}" + (" (token required)" if token else "") + "; Ctrl-C stops",
+            markup=False,
+        )
+        if not no_open:
+            # After a moment, so the server is listening when the browser asks.
+            first = f"{url}?token={token}" if token else url
+            threading.Timer(1.0, webbrowser.open, args=(first,)).start()
+
     try:
-        serve(host=host, port=port, store=store, token=token)
+        serve(host=host, port=port, store=store, token=token, ready=announce)
     except KeelError as exc:
         fail(str(exc), code=2)
     except KeyboardInterrupt:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
 
@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from agentkeel._errors import ConfigurationError, KeelError
+from agentkeel._net import bound_socket
 from agentkeel.dashboard import _charts, _data, _views
 from agentkeel.dashboard._security import SecurityMiddleware, check_bind, csrf_token, new_secret
 from agentkeel.store import Store, open_store
@@ -148,13 +149,24 @@ def serve(
     port: int = 8765,
     store: str | None = None,
     token: str | None = None,
+    ready: Callable[[], object] | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (blocks). Refuses a non-loopback ``host``
-    without a ``token``."""
+    without a ``token``, and a port it cannot listen on, before anything is announced;
+    ``ready`` is called once the port is ours."""
     import uvicorn
 
     check_bind(host, token)
     if not 0 < port < 65536:
         raise ConfigurationError(f"--port must be between 1 and 65535, got {port}")
     app = create_app(store=store, token=token)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    # Bound here rather than by uvicorn: a port in use is then our clear error, raised
+    # before the caller tells anyone where the dashboard is.
+    sock = bound_socket(host, port)
+    try:
+        if ready is not None:
+            ready()
+        config = uvicorn.Config(app, log_level="warning", server_header=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

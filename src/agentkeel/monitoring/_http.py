@@ -8,7 +8,6 @@ breakers, which is not for everyone on the network.
 
 from __future__ import annotations
 
-import errno
 import json
 import threading
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from agentkeel import _internal
 from agentkeel._errors import ConfigurationError
+from agentkeel._net import bind_error
 from agentkeel.monitoring import _validate
 from agentkeel.monitoring._deps import require_prometheus
 
@@ -68,14 +68,7 @@ class MetricsServer:
         try:
             server = ThreadingHTTPServer((self.host, self._requested_port), handler)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigurationError(
-                    f"port {self._requested_port} on {self.host} is already in use: stop the "
-                    "other server or choose another port (--port)"
-                ) from exc
-            raise ConfigurationError(
-                f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror or exc}"
-            ) from exc
+            raise bind_error(self.host, self._requested_port, exc) from exc
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
