@@ -10,6 +10,7 @@ the S608 warnings are silenced).
 
 from __future__ import annotations
 
+import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -69,10 +70,16 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-INSERT_EVENT_SQL = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_marks(len(EVENT_COLUMNS))}) "  # noqa: S608
-    "ON CONFLICT (origin, seq) DO NOTHING"
-)
+@functools.cache
+def insert_events_sql(rows: int) -> str:
+    """The INSERT of ``rows`` events in one statement; an event stored before is skipped."""
+    values = ", ".join([f"({_marks(len(EVENT_COLUMNS))})"] * rows)
+    return (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "  # noqa: S608
+        "ON CONFLICT (origin, seq) DO NOTHING"
+    )
+
+
 _EVENT_SELECT = "store_seq, " + ", ".join(EVENT_COLUMNS)
 _RUN_SELECT = ", ".join(f"r.{c}" for c in RUN_COLUMNS) + (  # noqa: S608
     ", (SELECT COUNT(*) FROM failures f WHERE f.run_id = r.run_id)"

@@ -19,6 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +32,7 @@ from agentkeel._errors import (
 from agentkeel.store import _schema
 from agentkeel.store._derive import DERIVING_TYPES, EventRow
 from agentkeel.store._protocol import SchemaStatus
-from agentkeel.store._sql import INSERT_EVENT_SQL, SQLStore, Tx
+from agentkeel.store._sql import SQLStore, Tx, insert_events_sql
 from agentkeel.store._url import sqlite_path
 
 T = TypeVar("T")
@@ -54,6 +55,32 @@ class _SQLiteTx:
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
+
+
+# Rows per INSERT statement, largest first: 64 rows of 13 columns stay under the
+# 999 parameters the oldest SQLite still around allows.
+_CHUNKS = (64, 8, 1)
+
+
+def _insert_in_chunks(tx: Tx, rows: list[EventRow]) -> None:
+    """Insert events many rows per statement.
+
+    Python's sqlite3 lets go of the GIL around every statement step and must take it
+    back after each one. Row by row, that is a GIL handover per event, and an agent
+    running Python on another thread waits for each (a LangGraph run measured 0.15 ms
+    slower per 30 events). In statements of 64 rows it is one handover per 64 events,
+    for the same SQLite work.
+    """
+    start = 0
+    for size in _CHUNKS:
+        count = (len(rows) - start) // size
+        if count:
+            end = start + count * size
+            tx.run_many(
+                insert_events_sql(size),
+                [list(chain.from_iterable(rows[i : i + size])) for i in range(start, end, size)],
+            )
+            start = end
 
 
 class SQLiteStore(SQLStore):
@@ -181,7 +208,7 @@ class SQLiteStore(SQLStore):
         # We hold the write lock, so every store_seq above the old maximum is ours:
         # that tells the new events from the ones a retried batch already stored.
         before = int(tx.query("SELECT COALESCE(MAX(store_seq), 0) FROM events")[0][0])
-        tx.run_many(INSERT_EVENT_SQL, rows)
+        _insert_in_chunks(tx, rows)
         new: list[tuple[int, EventRow]] = []
         for row in rows:
             if row[2] in DERIVING_TYPES:

@@ -239,3 +239,24 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.count_events() == 2  # and the parent's connection still works
     store.close()
+
+
+def test_a_batch_goes_in_many_rows_per_statement_whole_and_in_order(tmp_path: Path) -> None:
+    # 137 events: two statements of 64 rows, one of 8, one of 1.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keel.db'}")
+    store.write_events([_event(seq) for seq in range(1, 138)])
+    stored = store.list_events(limit=1000)
+    assert [e.event.seq for e in stored] == list(range(1, 138))
+    assert [e.store_seq for e in stored] == sorted(e.store_seq for e in stored)
+    # A batch retried after a partial failure: what is stored already is skipped, the
+    # rest lands, and the runs table hears only of the new events.
+    store.write_events(
+        [_event(seq) for seq in range(100, 210)]
+        + [Event(type="agent.start", name="late", run_id="run-2", wall_ns=1, seq=210, origin="o")]
+    )
+    assert store.count_events() == 210
+    assert [e.event.seq for e in store.list_events(after_seq=stored[-1].store_seq)] == list(
+        range(138, 211)
+    )
+    assert [run.run_id for run in store.list_runs()] == ["run-2"]
+    store.close()
