@@ -18,12 +18,13 @@ exception, counts it and feeds :class:`InstrumentorHealth`, a pure state machine
 from __future__ import annotations
 
 import enum
+import itertools
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter_ns
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from agentkeel import _internal
@@ -159,7 +160,7 @@ class InstrumentorHealth:
 
     # ---------------------------------------------------------------- outcomes
     def record_success(self, now: float) -> None:
-        self.record_healthy_success()
+        self.record_healthy_successes(1)
         if self.state is InstrumentorState.RECOVERING:
             self.probation_successes += 1
             if self.probation_successes >= self.config.recovery_successes:
@@ -167,11 +168,11 @@ class InstrumentorHealth:
                 self.failed_probations = 0
                 self.functionality = 1.0
 
-    def record_healthy_success(self) -> None:
-        """Count a success; all of :meth:`record_success` in the HEALTHY state."""
-        self.success_count += 1
+    def record_healthy_successes(self, count: int = 1) -> None:
+        """Count successes; all of :meth:`record_success` in the HEALTHY state."""
+        self.success_count += count
         self.consecutive_errors = 0
-        self._recent.append(False)
+        self._recent.extend(itertools.repeat(False, min(count, self.config.error_window)))
 
     def record_error(self, exc: BaseException, now: float) -> None:
         self.error_count += 1
@@ -264,13 +265,18 @@ class RobustInstrumentor:
             raise ConfigurationError(f"config must be a RobustConfig, got {config!r}")
         self.config = config or RobustConfig()
         self._clock = clock
+        self._monotonic = clock.monotonic
         self._health = InstrumentorHealth(self.config)
         self._lock = threading.Lock()
         self._installed = False
-        self._overhead_ns = 0
+        self._overhead_ns = 0  # of the performance windows already closed
         self._callbacks = 0
         self._window_started = clock.monotonic()
+        self._window_due = self._window_started + self.config.performance_check_interval
         self._window_overhead_ns = 0
+        # Healthy successes counted off the lock, handed to the state machine (which
+        # they cannot change: a healthy success is no transition) before it is read.
+        self._unfolded_successes = 0
         self._last_overhead_pct = 0.0
         self._sampling: SamplingManager | None = None
         if self.config.adaptive_sampling:
@@ -294,59 +300,67 @@ class RobustInstrumentor:
         return self._observe(fn, True, args, kwargs)
 
     def _observe(self, fn: Callable[..., R], essential: bool, args: Any, kwargs: Any) -> R | None:
-        # A healthy instrumentor admits every callback without changing state, so only
-        # the other states need the locked admission check. Integrations see dozens of
-        # callbacks per agent run: this is their hottest line.
-        if self._health.state is not _HEALTHY:
+        # Integrations see dozens of callbacks per agent run: this is their hottest
+        # code. A healthy instrumentor admits every callback and a healthy success
+        # changes no state, so that path (nearly every callback) takes no lock and
+        # only counts; everything else goes through the locked state machine.
+        health = self._health
+        if health.state is not _HEALTHY:
             with self._lock:
-                if not self._health.admits(essential=essential, now=self._clock.monotonic()):
+                self._fold_successes()
+                if not health.admits(essential=essential, now=self._monotonic()):
                     return None
-        started = time.perf_counter_ns()
+        started = perf_counter_ns()
         try:
             result = fn(*args, **kwargs) if kwargs else fn(*args)
         except Exception as exc:  # noqa: BLE001 - the whole point: never into the agent
-            self._account(started, exc)
+            self._account(perf_counter_ns() - started, exc)
             _internal.report_internal_error(f"integrations.{self.framework}", exc, reraise=False)
             return None
-        self._account(started, None)
-        return result
-
-    def _account(self, started_ns: int, exc: BaseException | None) -> None:
-        spent = time.perf_counter_ns() - started_ns
-        now = self._clock.monotonic()
-        health = self._health
+        spent = perf_counter_ns() - started
         if (
-            exc is None
-            and health.state is _HEALTHY
-            and now - self._window_started < self.config.performance_check_interval
+            health.state is _HEALTHY
+            and self._monotonic() < self._window_due
             and self._sampling is None
         ):
-            # The path of nearly every callback, kept off the lock: a healthy success
-            # changes no state, it only counts. Two callback threads racing here can
-            # lose an increment, which delays a degradation by one callback at most.
+            # Two callback threads racing here can lose an increment, which delays
+            # a degradation by one callback at most.
             self._callbacks += 1
-            self._overhead_ns += spent
             self._window_overhead_ns += spent
-            health.record_healthy_success()
-            return
+            self._unfolded_successes += 1
+            return result
+        self._account(spent, None)
+        return result
+
+    def _fold_successes(self) -> None:
+        """Hand the successes counted off the lock to the state machine (lock held)."""
+        count = self._unfolded_successes
+        if count:
+            self._unfolded_successes = 0
+            self._health.record_healthy_successes(count)
+
+    def _account(self, spent_ns: int, exc: BaseException | None) -> None:
+        now = self._monotonic()
         with self._lock:
+            self._fold_successes()
             self._callbacks += 1
-            self._overhead_ns += spent
-            self._window_overhead_ns += spent
+            self._window_overhead_ns += spent_ns
             health = self._health
             if exc is None:
                 health.record_success(now)
             else:
                 health.record_error(exc, now)
-            elapsed = now - self._window_started
-            if elapsed >= self.config.performance_check_interval:
+            if now >= self._window_due:
+                elapsed = now - self._window_started
                 pct = 100.0 * self._window_overhead_ns / 1e9 / elapsed
                 self._last_overhead_pct = pct
                 health.record_overhead(pct, now)
-                self._window_started = now
+                self._overhead_ns += self._window_overhead_ns
                 self._window_overhead_ns = 0
+                self._window_started = now
+                self._window_due = now + self.config.performance_check_interval
         if self._sampling is not None:
-            self._sampling.record_overhead(spent / 1e9)
+            self._sampling.record_overhead(spent_ns / 1e9)
 
     def samples_run(self, run_key: str) -> bool:
         """With adaptive sampling, whether a whole run is observed (always, otherwise)."""
@@ -359,6 +373,7 @@ class RobustInstrumentor:
 
     def get_health_status(self) -> dict[str, Any]:
         with self._lock:
+            self._fold_successes()
             h = self._health
             h.admits(essential=True, now=self._clock.monotonic())  # let a due probation begin
             return {
@@ -373,13 +388,14 @@ class RobustInstrumentor:
                 "is_healthy": h.state is InstrumentorState.HEALTHY,
                 "installed": self._installed,
                 "callbacks": self._callbacks,
-                "overhead_ms": self._overhead_ns / 1e6,
+                "overhead_ms": (self._overhead_ns + self._window_overhead_ns) / 1e6,
                 "overhead_percentage": self._last_overhead_pct,
             }
 
     async def _attempt_recovery(self) -> bool:
         """Start a probation now; True if the instrumentor is observing again."""
         with self._lock:
+            self._fold_successes()
             self._health.force_probation(self._clock.monotonic())
             return self._health.state is not InstrumentorState.FAILED
 

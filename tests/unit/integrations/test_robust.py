@@ -133,6 +133,37 @@ def test_a_high_error_rate_degrades_even_without_a_streak(clock: FakeClock) -> N
     assert inst.state is InstrumentorState.DEGRADED
 
 
+def test_successes_counted_off_the_lock_reach_the_health_before_an_error(
+    clock: FakeClock,
+) -> None:
+    # Healthy successes are only counted on the hot path; the error rate must still
+    # see them: 4 errors after 20 successes are 40 % of the last 10, not 100 %.
+    inst = make(clock, max_consecutive_errors=5, degradation_threshold=0.5, error_window=10)
+    for _ in range(20):
+        inst.observe(lambda: None)
+    for _ in range(4):
+        inst.observe(boom)
+    health = inst.get_health_status()
+    assert health["state"] == "healthy"
+    assert health["callbacks"] == 24
+    assert health["success_rate"] == 20 / 24
+    inst.observe(boom)  # the 5th in a row: a streak, whatever the rate
+    assert inst.state is InstrumentorState.DEGRADED
+
+
+def test_overhead_is_reported_for_the_open_window_too(clock: FakeClock) -> None:
+    inst = make(clock, performance_check_interval=60.0)
+
+    def busy() -> None:
+        until = time.perf_counter() + 0.001
+        while time.perf_counter() < until:
+            pass
+
+    for _ in range(3):
+        inst.observe(busy)
+    assert inst.get_health_status()["overhead_ms"] >= 3.0
+
+
 def test_overhead_above_the_limit_degrades(clock: FakeClock) -> None:
     inst = make(clock, max_overhead_percentage=5.0, performance_check_interval=1.0)
 
