@@ -114,7 +114,8 @@ def _closer(sinks: Sequence[Sink]) -> Any:
 def get_pipeline() -> Pipeline:
     """The process-wide pipeline, created with the defaults on first use."""
     pipeline = _pipeline
-    if pipeline is not None and not pipeline.closed:
+    # The attribute, not the ``closed`` property: this runs for every emitted event.
+    if pipeline is not None and not pipeline._closed:
         return pipeline
     with _lock:
         if _pipeline is None or _pipeline.closed:

@@ -155,6 +155,15 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
     framework = "langchain"
     run_inline = True
     raise_error = False
+    # LangChain reads one of these before every callback; in the base class they are
+    # properties (a Python call each time), here plain answers.
+    ignore_llm = False
+    ignore_retry = False
+    ignore_chain = False
+    ignore_agent = False
+    ignore_retriever = False
+    ignore_chat_model = False
+    ignore_custom_event = False
 
     def __init__(
         self,

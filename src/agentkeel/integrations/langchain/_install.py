@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,9 +28,12 @@ class _ProcessWideHandler:
         self.handler: KeelCallbackHandler | None = None
         self._lock = threading.Lock()
         self._registered = False
-
-    def get(self, default: object = None) -> KeelCallbackHandler | None:
-        return self.handler
+        # ``get()`` (and ``get(default)``) answer ``self.handler``. LangChain asks
+        # twice whenever it sets up a run's callbacks, dozens of times per agent run:
+        # a partial of getattr answers without a Python frame.
+        self.get: Callable[..., KeelCallbackHandler | None] = functools.partial(
+            getattr, self, "handler"
+        )
 
     def install(self, handler: KeelCallbackHandler) -> None:
         with self._lock:
