@@ -3,7 +3,7 @@
 
 One ``create_react_agent`` run on a scripted fake chat model: 4 model calls, 3 tool
 calls (31 LangChain runs, 62 callbacks; about 5 ms bare). Measured in ONE process,
-the variants interleaved round-robin (sample 1 of every variant, then sample 2 â€¦):
+the variants interleaved: each round takes one sample of every variant:
 
 * ``bare``: no callbacks at all;
 * ``noop_handler``: a ``BaseCallbackHandler`` that does nothing (LangChain's own
@@ -17,10 +17,14 @@ the variants interleaved round-robin (sample 1 of every variant, then sample 2 â
 * ``langfuse``: Langfuse 5's LangChain ``CallbackHandler``, its client on its own
   ``TracerProvider`` with the same count-and-drop exporter, no network.
 
-Each sample times ``--runs`` agent runs; the median over ``--samples`` is reported
-(ms per agent run, wall time on the agent's thread), with the overhead over bare as
-the median of each round's difference to that round's bare sample.
-``cpu`` is the CPU time of the whole process per run, background flushes included.
+Each sample times ``--runs`` agent runs; the order of the variants is shuffled in
+every round. Reported: the median over ``--samples`` rounds (ms per agent run, wall
+time on the agent's thread), and the overhead over bare as the median of each round's
+difference to that round's bare sample, with its 95 % confidence interval
+(distribution-free, from the order statistics). On a shared 2-core VM one sample varies
+by a millisecond or more, so even a hundred rounds leave an interval of about
++-2 points. ``cpu`` is the CPU time of the whole process per run, background flushes
+included.
 
     python bench/langchain_overhead.py            # full run
     python bench/langchain_overhead.py --quick    # smoke run
@@ -32,7 +36,9 @@ import argparse
 import gc
 import itertools
 import logging
+import math
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -249,9 +255,22 @@ def _paired(samples: list[float], bare: list[float]) -> float:
     return statistics.median(a - b for a, b in zip(samples, bare, strict=True))
 
 
+def _paired_interval(samples: list[float], bare: list[float]) -> tuple[float, float]:
+    """A 95 % confidence interval for :func:`_paired`, from the order statistics.
+
+    The median lies between the k-th smallest and the k-th largest of n differences
+    with k = n/2 - 1.96 sqrt(n)/2 (the binomial's normal approximation): no
+    assumption about the shape of the noise.
+    """
+    diffs = sorted(a - b for a, b in zip(samples, bare, strict=True))
+    n = len(diffs)
+    k = max(0, math.floor(n / 2 - 1.96 * math.sqrt(n) / 2))
+    return diffs[k], diffs[n - 1 - k]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=30, help="samples per variant")
+    parser.add_argument("--samples", type=int, default=100, help="rounds (samples per variant)")
     parser.add_argument("--runs", type=int, default=20, help="agent runs per sample")
     parser.add_argument("--quick", action="store_true", help="8 samples of 10 runs")
     args = parser.parse_args()
@@ -268,8 +287,11 @@ def main() -> int:
         variant.wall.clear()
         variant.thread.clear()
         variant.cpu.clear()
+    # Shuffled in every round, so that no variant always follows another (a peer's
+    # exporter thread still busy, a writer mid-batch) and inherits its aftermath.
+    order = random.Random(0)
     for _ in range(args.samples):
-        for variant in variants:
+        for variant in order.sample(variants, len(variants)):
             sample(agent, variant, args.runs)
 
     print(
@@ -308,13 +330,19 @@ def main() -> int:
         "run\n  (what the agent pays, immune to other processes taking the CPU); cpu: CPU of "
         "the whole\n  process per run, background writers and flushes included"
     )
-    for label, figures, extra in (("wall", wall, extra_wall), ("thread", thread, extra_thread)):
+    keel = next(v for v in variants if v.name == "agentkeel")
+    for label, figures, extra, field_ in (
+        ("wall", wall, extra_wall, "wall"),
+        ("thread", thread, extra_thread, "thread"),
+    ):
         bare = figures["bare"]
         ours = extra["agentkeel"]
         machinery = extra["noop_handler"]
+        low, high = _paired_interval(getattr(keel, field_), getattr(bare_variant, field_))
         line = (
-            f"\n{label}: agentkeel +{ours:.3f} ms per run (+{100 * ours / bare:.1f} %, target "
-            f"<= +15 %); LangChain's callback machinery (noop_handler) {machinery:+.3f} ms, "
+            f"\n{label}: agentkeel +{ours:.3f} ms per run (+{100 * ours / bare:.1f} %, 95 % CI "
+            f"{100 * low / bare:+.1f} to {100 * high / bare:+.1f} %; target <= +15 %); "
+            f"LangChain's callback machinery (noop_handler) {machinery:+.3f} ms, "
             f"the handler itself {ours - machinery:+.3f} ms"
         )
         peers = {k: extra[k] for k in ("openinference", "langfuse") if k in extra}
