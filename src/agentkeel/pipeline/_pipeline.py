@@ -29,6 +29,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, Literal, Protocol
 
 from agentkeel import _context, _internal
@@ -437,9 +439,15 @@ class Pipeline:
                 return
 
     def _drain(self) -> list[Event]:
-        batch: list[Event] = []
-        take = self._batch_size
-        for buffer in self._buffers:
+        # Routine events, nearly all of them, are popped by a C loop: only this thread
+        # takes from that deque. The others can lose an event to an eviction at any
+        # moment, so they are popped one by one.
+        routine = self._routine
+        batch: list[Event] = list(
+            map(_popleft, repeat(routine, min(self._batch_size, len(routine))))
+        )
+        take = self._batch_size - len(batch)
+        for buffer in self._buffers[1:]:
             while take and buffer:
                 try:
                     batch.append(buffer.popleft())
@@ -449,7 +457,7 @@ class Pipeline:
         if batch:
             with self._room:
                 self._room.notify_all()
-            batch.sort(key=_by_seq)
+            batch.sort(key=_by_seq)  # threads that emit at once append out of order
             self._oldest_unwritten_ns = batch[0].mono_ns
         return batch
 
@@ -477,8 +485,8 @@ class Pipeline:
         return True
 
 
-def _by_seq(event: Event) -> int:
-    return event.seq
+_by_seq = attrgetter("seq")
+_popleft = deque.popleft
 
 
 _live_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from itertools import chain
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from agentkeel._errors import (
     ConfigurationError,
@@ -36,6 +36,16 @@ from agentkeel.store._sql import SQLStore, Tx, insert_events_sql
 from agentkeel.store._url import sqlite_path
 
 T = TypeVar("T")
+
+# Python's sqlite3 sends every None it binds through the adapter protocol: a
+# registry lookup, then two attribute lookups that fail (one formats an
+# AttributeError message on the way), about 1,200 instructions per None, several
+# per event. With an adapter registered for None the first lookup answers. The
+# registry is process-wide, so the adapter changes nothing: ``{}.get`` returns None
+# for anything, in C, without a Python frame. One the program registered stays.
+_NONE_ADAPTER = (type(None), sqlite3.PrepareProtocol)
+if _NONE_ADAPTER not in sqlite3.adapters:
+    sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 _VERSION_TABLE = "keel_schema_version"
@@ -60,6 +70,13 @@ class _SQLiteTx:
 # Rows per INSERT statement, largest first: 64 rows of 13 columns stay under the
 # 999 parameters the oldest SQLite still around allows.
 _CHUNKS = (64, 8, 1)
+
+
+_DERIVING = tuple(sorted(DERIVING_TYPES))
+_NEW_DERIVING_SQL = (
+    "SELECT store_seq, origin, seq FROM events WHERE store_seq > ? "  # noqa: S608
+    f"AND type IN ({', '.join('?' * len(_DERIVING))}) ORDER BY store_seq"
+)
 
 
 def _insert_in_chunks(tx: Tx, rows: list[EventRow]) -> None:
@@ -209,15 +226,13 @@ class SQLiteStore(SQLStore):
         # that tells the new events from the ones a retried batch already stored.
         before = int(tx.query("SELECT COALESCE(MAX(store_seq), 0) FROM events")[0][0])
         _insert_in_chunks(tx, rows)
-        new: list[tuple[int, EventRow]] = []
-        for row in rows:
-            if row[2] in DERIVING_TYPES:
-                found = tx.query(
-                    "SELECT store_seq FROM events WHERE origin = ? AND seq = ?", row[:2]
-                )
-                if found and found[0][0] > before:
-                    new.append((found[0][0], row))
-        return new
+        deriving = {(row[0], row[1]): row for row in rows if row[2] in DERIVING_TYPES}
+        if not deriving:
+            return []
+        # One query for all of them (the type index, then the store_seq range), not
+        # one per event: each statement is a GIL handover the agent's thread waits for.
+        found = tx.query(_NEW_DERIVING_SQL, (before, *_DERIVING))
+        return [(store_seq, deriving[origin, seq]) for store_seq, origin, seq in found]
 
     def _prefix_condition(self, column: str, prefix: str) -> tuple[str, str]:
         # GLOB is case-sensitive and can use the primary key index; its wildcards

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -259,4 +261,44 @@ def test_a_batch_goes_in_many_rows_per_statement_whole_and_in_order(tmp_path: Pa
         range(138, 211)
     )
     assert [run.run_id for run in store.list_runs()] == ["run-2"]
+    store.close()
+
+
+def test_runs_hear_only_of_the_run_events_a_retried_batch_adds(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keel.db'}")
+    start = Event(type="agent.start", name="first", run_id="run-3", wall_ns=1, seq=1, origin="o")
+    store.write_events([start, _event(2, "run-3")])
+    # The retry repeats the start (now under another name: it must not win) and adds
+    # the end; the events in between are many, the run events far apart.
+    end = Event(type="agent.end", name="first", run_id="run-3", wall_ns=2, seq=90, origin="o")
+    renamed = Event(type="agent.start", name="second", run_id="run-3", wall_ns=1, seq=1, origin="o")
+    store.write_events([renamed, *(_event(seq, "run-3") for seq in range(2, 90)), end])
+    (run,) = store.list_runs()
+    assert (run.name, run.status) == ("first", "succeeded")
+    assert store.count_events() == 90
+    store.close()
+
+
+def test_a_none_adapter_the_program_registered_is_kept() -> None:
+    # Ours only saves time; one a program registered itself must keep working.
+    code = (
+        "import sqlite3\n"
+        "sqlite3.register_adapter(type(None), lambda value: 'none!')\n"
+        "import agentkeel.store._sqlite\n"
+        "conn = sqlite3.connect(':memory:')\n"
+        "print(conn.execute('SELECT ?', (None,)).fetchone()[0])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "none!"
+
+
+def test_none_is_still_stored_as_null(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'keel.db'}")
+    store.write_events([Event(type="custom", wall_ns=1, seq=1, origin="o")])
+    conn = sqlite3.connect(store.path)
+    row = conn.execute("SELECT category, run_id, typeof(category) FROM events").fetchone()
+    conn.close()
+    assert row == (None, None, "null")
     store.close()
