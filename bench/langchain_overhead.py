@@ -22,8 +22,8 @@ every round. Reported: the median over ``--samples`` rounds (ms per agent run, w
 time on the agent's thread), and the overhead over bare as the median of each round's
 difference to that round's bare sample, with its 95 % confidence interval
 (distribution-free, from the order statistics). On a shared 2-core VM one sample varies
-by a millisecond or more, so even a hundred rounds leave an interval of about
-+-2 points. ``cpu`` is the CPU time of the whole process per run, background flushes
+by a millisecond or more, so even a hundred rounds leave an interval 8 to 16 points
+wide. ``cpu`` is the CPU time of the whole process per run, background flushes
 included.
 
     python bench/langchain_overhead.py            # full run
