@@ -110,6 +110,19 @@ def test_concurrent_emitters_lose_nothing() -> None:
     p.close()
 
 
+def test_batches_take_from_every_severity_stay_in_size_and_in_order() -> None:
+    batches: list[list[int]] = []
+    p = Pipeline(sinks=[lambda batch: batches.append([e.seq for e in batch])], batch_size=7)
+    for i in range(10):
+        p.emit("routine")
+        p.emit("failure.recorded", severity=Severity.HIGH if i % 2 else Severity.LOW)
+    assert p.flush(timeout=5)
+    p.close()
+    assert sorted(seq for batch in batches for seq in batch) == list(range(1, 21))
+    assert all(0 < len(batch) <= 7 for batch in batches)
+    assert all(batch == sorted(batch) for batch in batches)
+
+
 def test_full_buffer_drops_routine_events_first_and_counts_them() -> None:
     sink = Stalled()
     p = Pipeline(
