@@ -285,6 +285,8 @@ class RobustInstrumentor:
                 if self.config.sampling_config is not None
                 else get_sampling_manager()
             )
+        self._fast_until_ns = 0
+        self._schedule_fast_path()
         with _live_lock:
             _live.add(self)
 
@@ -317,20 +319,30 @@ class RobustInstrumentor:
             self._account(perf_counter_ns() - started, exc)
             _internal.report_internal_error(f"integrations.{self.framework}", exc, reraise=False)
             return None
-        spent = perf_counter_ns() - started
-        if (
-            health.state is _HEALTHY
-            and self._monotonic() < self._window_due
-            and self._sampling is None
-        ):
+        ended = perf_counter_ns()
+        if health.state is _HEALTHY and ended < self._fast_until_ns:
             # Two callback threads racing here can lose an increment, which delays
             # a degradation by one callback at most.
             self._callbacks += 1
-            self._window_overhead_ns += spent
+            self._window_overhead_ns += ended - started
             self._unfolded_successes += 1
             return result
-        self._account(spent, None)
+        self._account(ended - started, None)
         return result
+
+    def _schedule_fast_path(self) -> None:
+        """Until when a healthy success may skip :meth:`_account` (lock held or in init).
+
+        Until the performance window is due, on the clock the callbacks time themselves
+        with anyway, so the fast path reads no other clock. An injected clock (tests
+        move it by hand) or adaptive sampling (it wants every callback's cost) takes
+        the accounted path every time.
+        """
+        if self._clock is SYSTEM_CLOCK and self._sampling is None:
+            remaining = max(0.0, self._window_due - self._monotonic())
+            self._fast_until_ns = perf_counter_ns() + int(remaining * 1e9)
+        else:
+            self._fast_until_ns = 0
 
     def _fold_successes(self) -> None:
         """Hand the successes counted off the lock to the state machine (lock held)."""
@@ -359,6 +371,7 @@ class RobustInstrumentor:
                 self._window_overhead_ns = 0
                 self._window_started = now
                 self._window_due = now + self.config.performance_check_interval
+                self._schedule_fast_path()
         if self._sampling is not None:
             self._sampling.record_overhead(spent_ns / 1e9)
 

@@ -182,6 +182,25 @@ def test_overhead_above_the_limit_degrades(clock: FakeClock) -> None:
     assert 0.0 < health["degradation_level"] <= 0.9  # observe about a quarter of callbacks
 
 
+def test_on_the_system_clock_a_window_closes_when_it_is_due() -> None:
+    # Healthy successes skip the accounting until the window is due, timed on the
+    # clock the callbacks read anyway: the first callback after that closes it.
+    inst = Recorder(config=RobustConfig(performance_check_interval=0.2))
+
+    def busy() -> None:
+        until = time.perf_counter() + 0.002
+        while time.perf_counter() < until:
+            pass
+
+    inst.observe(busy)
+    assert inst.get_health_status()["overhead_percentage"] == 0.0  # still open
+    time.sleep(0.25)
+    inst.observe(busy)
+    health = inst.get_health_status()
+    assert 0.0 < health["overhead_percentage"] < 100.0
+    assert health["callbacks"] == 2 and health["overhead_ms"] >= 4.0
+
+
 def test_attempt_recovery_forces_a_probation(clock: FakeClock) -> None:
     inst = make(clock)
     for _ in range(3):
