@@ -285,8 +285,7 @@ class RobustInstrumentor:
                 if self.config.sampling_config is not None
                 else get_sampling_manager()
             )
-        self._fast_until_ns = 0
-        self._schedule_fast_path()
+        self._schedule_fast_path()  # sets self._fast_until_ns
         with _live_lock:
             _live.add(self)
 
