@@ -10,7 +10,7 @@ agentkeel's own failures and for bad configuration::
     │   ├── StoreCorruptError                   the file is not a usable database
     │   └── SchemaVersionError                  the schema is older or newer than this code
     ├── UnknownRunError     (also LookupError)  no run has that ID (or prefix)
-    ├── PipelineError                           a sink failed (raised only in strict mode)
+    ├── PipelineError                           a sink or producer failed (strict mode only)
     └── ChaosError                              base of the faults injected by chaos mode
 """
 

@@ -15,6 +15,13 @@ flood of routine events can never push out a failure. When a part is full:
   does as above. Never forever.
 
 Every drop is counted by reason and severity (:meth:`Pipeline.stats`).
+
+A producer that must cost the agent as little as possible (the LangChain handler) can
+also defer its work to the writer: on the agent's thread it takes a :meth:`~Pipeline.stamp`
+(the event's sequence number and time) and keeps the raw values; :meth:`~Pipeline.defer`
+has the writer call it back before its next drain, and it then builds the events with
+:meth:`~Pipeline.emit_stamped`. They keep their place in the order and the time they
+happened, and every ``flush()`` covers them.
 """
 
 from __future__ import annotations
@@ -158,6 +165,9 @@ class Pipeline:
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._wake_at = max(1, min(batch_size, capacity // 2))
+        self._producers: list[Callable[[], object]] = []
+        self._producers_lock = threading.Lock()
+        self._unused_stamps = 0
         _live_pipelines.add(self)
 
     # ------------------------------------------------------------------ hot path
@@ -239,6 +249,87 @@ class Pipeline:
                     return True
             self._dropped_unlocked("buffer_full", level)
             return False
+
+    # --------------------------------------------------------- deferred producers
+    def stamp(self) -> tuple[int, int]:
+        """Reserve an event's sequence number and time now, to build the event later.
+
+        Pass it to :meth:`emit_stamped`, or to :meth:`unstamp` if no event comes of it.
+        """
+        return next(self._seq), perf_counter_ns()
+
+    def unstamp(self) -> None:
+        """A stamp that will not become an event (``stats().emitted`` stays exact)."""
+        self._unused_stamps += 1
+
+    def emit_stamped(  # noqa: PLR0917 - called once per deferred event, on the writer
+        self,
+        stamp: tuple[int, int],
+        scope: _context.Scope,
+        type: str,
+        name: str,
+        severity: int,
+        attributes: dict[str, Any],
+        run_id: str | None,
+        span_id: str | None,
+        parent_span_id: str | None,
+    ) -> None:
+        """Buffer an event that happened at ``stamp`` in ``scope`` (see :meth:`defer`).
+
+        ``attributes`` is taken as it is, not copied. ``run_id``, ``span_id`` and
+        ``parent_span_id`` override the scope's when given, as in :meth:`emit`.
+        """
+        seq, mono = stamp
+        cid = scope.correlation_id
+        self.submit(
+            Event(
+                type,
+                name,
+                severity,
+                None,
+                attributes,
+                scope.run_id if run_id is None else run_id,
+                _context._global_correlation_id if cid is None else cid,
+                scope.span_id if span_id is None else span_id,
+                scope.parent_span_id if parent_span_id is None else parent_span_id,
+                mono + _clock_offset[0],
+                mono,
+                seq,
+                self._origin,
+            )
+        )
+
+    def defer(self, produce: Callable[[], object]) -> None:
+        """Have the writer call ``produce()`` once, before its next drain.
+
+        ``produce`` emits what it captured with :meth:`emit_stamped`. A ``flush()``
+        covers every producer deferred before it. Thread-safe. An exception from
+        ``produce`` is reported like a failing sink's.
+        """
+        if self._closed:
+            self._produce((produce,))
+            return
+        with self._producers_lock:
+            self._producers.append(produce)
+        if self._writer is None:
+            self._start_writer()
+
+    def _run_producers(self) -> None:
+        with self._producers_lock:
+            producers, self._producers = self._producers, []
+        if producers:
+            self._produce(producers)
+
+    def _produce(self, producers: Sequence[Callable[[], object]]) -> None:
+        for produce in producers:
+            try:
+                produce()
+            except Exception as exc:  # noqa: BLE001 - a producer must never kill the writer
+                self._last_error = exc
+                _internal.report_internal_error("pipeline.producer", exc, reraise=False)
+                if _internal.is_strict():
+                    self._pending_strict_error = exc
+                    self._fast = False
 
     # -------------------------------------------------------------------- sinks
     def add_sink(self, sink: Sink) -> None:
@@ -379,7 +470,7 @@ class Pipeline:
         lag = (time.perf_counter_ns() - oldest) / 1e9 if oldest else 0.0
         last = self._last_error
         return PipelineStats(
-            emitted=self._peek_seq(),
+            emitted=self._peek_seq() - self._unused_stamps,
             written=self._written,
             buffered=self._size(),
             dropped=sum(dropped.values()),
@@ -397,7 +488,7 @@ class Pipeline:
     def _raise_pending(self) -> None:
         error, self._pending_strict_error = self._pending_strict_error, None
         self._fast = self._writer is not None
-        raise PipelineError(f"a sink failed: {error!r}") from error
+        raise PipelineError(f"a sink or a deferred producer failed: {error!r}") from error
 
     # ------------------------------------------------------------------- writer
     def _start_writer(self) -> None:
@@ -417,7 +508,9 @@ class Pipeline:
             _recalibrate_clock()
             with self._requests_lock:
                 requests, self._flush_requests = self._flush_requests, []
-            # Everything emitted before those flush() calls is in the buffers now.
+            self._run_producers()
+            # Everything emitted before those flush() calls is in the buffers now,
+            # deferred producers' events included.
             drain_all = bool(requests) or self._closed
             ok = True
             while True:
@@ -499,6 +592,7 @@ def _after_fork_in_child() -> None:
         pipeline._writer_lock = threading.Lock()
         pipeline._requests_lock = threading.Lock()
         pipeline._flush_requests = []
+        pipeline._producers_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 import agentkeel
-from agentkeel import Event, EventType, PipelineError, Severity
+from agentkeel import Event, EventType, PipelineError, Severity, _internal
 from agentkeel.pipeline import Pipeline
 
 
@@ -290,3 +290,62 @@ def test_event_model_parsers() -> None:
         Severity.parse("dire")
     with pytest.raises(agentkeel.ConfigurationError, match="unknown category"):
         agentkeel.Category.parse("gremlins")
+
+
+# ------------------------------------------------------------ deferred producers
+def test_a_deferred_event_keeps_its_stamped_place_and_time_and_flush_covers_it() -> None:
+    sink = Collect()
+    p = Pipeline(sinks=[sink], flush_interval=60)
+    stamp = p.stamp()  # captured on the agent's thread ...
+    scope = agentkeel.current_scope()
+    p.emit("direct")  # ... while something else is emitted straight away
+    written_by: list[str] = []
+
+    def produce() -> None:  # ... and built on the writer
+        written_by.append(threading.current_thread().name)
+        p.emit_stamped(stamp, scope, "deferred", "late", 0, {"k": 1}, None, "span-1", None)
+
+    p.defer(produce)
+    assert p.flush(timeout=5)
+    assert [e.type for e in sink.events] == ["deferred", "direct"]
+    deferred, direct = sink.events
+    assert (deferred.seq, deferred.mono_ns) == stamp
+    assert deferred.mono_ns < direct.mono_ns and deferred.wall_ns < direct.wall_ns
+    assert (deferred.span_id, deferred.attributes) == ("span-1", {"k": 1})
+    assert written_by == ["agentkeel-writer"]
+    p.close()
+
+
+def test_a_stamp_that_makes_no_event_does_not_count_as_emitted() -> None:
+    p = Pipeline(sinks=[Collect()])
+    p.emit("x")
+    p.stamp()
+    p.unstamp()
+    assert p.flush(timeout=5)
+    assert (p.stats().emitted, p.stats().written) == (1, 1)
+    p.close()
+
+
+def test_a_failing_producer_is_counted_and_raised_in_strict_mode_only() -> None:
+    def broken() -> None:
+        raise ValueError("bad capture")
+
+    p = Pipeline(sinks=[Collect()])
+    p.defer(broken)
+    with pytest.raises(PipelineError, match="bad capture"):
+        p.flush(timeout=5)
+    agentkeel.set_strict(False)
+    before = _internal.internal_error_counts().get("pipeline.producer", 0)
+    p.defer(broken)
+    assert p.flush(timeout=5)  # the events already buffered are not affected
+    assert _internal.internal_error_counts()["pipeline.producer"] == before + 1
+    assert p.stats().last_error == "ValueError: bad capture"
+    p.close()
+
+
+def test_a_producer_deferred_to_a_closed_pipeline_runs_at_once() -> None:
+    p = Pipeline(sinks=[Collect()])
+    p.close()
+    ran: list[bool] = []
+    p.defer(lambda: ran.append(True))
+    assert ran == [True]

@@ -83,6 +83,9 @@ def test_internal_faults_never_change_the_agent_and_the_handler_recovers(
     try:
         faulty = run_agent()
         async_faulty = _arun_agent()
+        # Most callbacks are handled on the pipeline's writer: the fault must still be
+        # there when they are (flush() waits for them).
+        agentkeel.flush()
     finally:
         monkeypatch.undo()
     # The agent's result is identical, message for message, to the uninstrumented run.

@@ -8,11 +8,8 @@ docs/integrations/langchain.md.
 """
 
 from agentkeel.integrations.langchain._graph import guard_node, guarded_tool, watch_tool_loops
-from agentkeel.integrations.langchain._handler import (
-    KeelCallbackHandler,
-    installed_handler,
-    instrument_langchain,
-)
+from agentkeel.integrations.langchain._handler import KeelCallbackHandler
+from agentkeel.integrations.langchain._instrument import installed_handler, instrument_langchain
 from agentkeel.integrations.langchain._scope import langchain_scope
 
 __all__ = [

@@ -2,8 +2,10 @@
 
 :class:`KeelCallbackHandler` is both a LangChain callback handler and a
 :class:`~agentkeel.integrations.RobustInstrumentor`: every callback body runs through
-``observe`` (starts) or ``observe_essential`` (ends and errors), so a bug of ours is
-counted and degrades the handler, never the run.
+the instrumentor's guard, as routine (starts) or essential (ends and errors), so a bug
+of ours is counted and degrades the handler, never the run. Most bodies run on the
+pipeline's writer, queued by the callback with a stamp of when it happened; errors
+and retries run at once (see ``_deferral``).
 
 How LangChain runs become ours:
 
@@ -17,9 +19,6 @@ How LangChain runs become ours:
   routing functions) is folded into the node: its children hang on the node's span.
   ``chains="all"`` records every chain instead;
 * errors become failures through the FailureTracker, with the node and the tool.
-
-The hot path keeps to dictionary lookups and one event per callback: no content is
-serialised unless ``capture_content=True``.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
@@ -36,11 +34,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from agentkeel._clock import SYSTEM_CLOCK, Clock
 from agentkeel._context import current_scope, reset_scope, set_scope
 from agentkeel._encoding import truncate
-from agentkeel._errors import ConfigurationError
-from agentkeel._runtime import get_pipeline
 from agentkeel.events import EventType, Severity
 from agentkeel.integrations._robust import (
-    InstrumentationHandle,
     InstrumentorState,
     RobustConfig,
     RobustInstrumentor,
@@ -53,7 +48,9 @@ from agentkeel.integrations.langchain._attributes import (
     usage,
 )
 from agentkeel.integrations.langchain._content import content
+from agentkeel.integrations.langchain._deferral import DeferredCallbacks
 from agentkeel.integrations.langchain._install import PROCESS_WIDE
+from agentkeel.integrations.langchain._span import Span
 from agentkeel.tracking import get_failure_tracker
 from agentkeel.tracking._tracker import recorded_failure
 
@@ -71,7 +68,7 @@ try:  # an interrupt (human in the loop) is LangGraph's control flow, not a fail
 except ImportError:  # pragma: no cover - langchain-core without langgraph
     _CONTROL_FLOW = ()
 
-__all__ = ["KeelCallbackHandler", "instrument_langchain"]
+__all__ = ["KeelCallbackHandler"]
 
 R = TypeVar("R")
 _HEALTHY = InstrumentorState.HEALTHY
@@ -96,44 +93,7 @@ _MAX_OPEN_SPANS = 50_000  # spans whose end never came (abandoned streams) are f
 _ERROR_MESSAGE_LIMIT = 500
 
 
-class _Span:
-    """One LangChain run we recorded: what its end and its children need to know."""
-
-    __slots__ = (
-        "key",
-        "kind",
-        "name",
-        "node",
-        "owns_run",
-        "parent_span_id",
-        "run_id",
-        "sampled",
-        "span_id",
-        "started",
-    )
-
-    def __init__(  # noqa: PLR0917 - built once per span: positional is the cheap call
-        self,
-        uuid: UUID,
-        parent_span_id: str | None,
-        run_id: str | None,
-        name: str,
-        node: str | None,
-        kind: str,
-    ) -> None:
-        self.key = uuid.int
-        self.span_id = str(uuid)
-        self.parent_span_id = parent_span_id
-        self.run_id = run_id
-        self.name = name
-        self.node = node
-        self.kind = kind
-        self.owns_run = False
-        self.sampled = True
-        self.started = perf_counter_ns()
-
-
-class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
+class KeelCallbackHandler(BaseCallbackHandler, DeferredCallbacks):
     """Records LangChain / LangGraph runs as agentkeel events; never changes the run.
 
     Pass it per run (``config={"callbacks": [KeelCallbackHandler()]}``) or install it
@@ -177,11 +137,14 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         self.capture_content, self.max_content_chars, self.chains = check_options(
             capture_content, max_content_chars, chains
         )
-        RobustInstrumentor.__init__(self, config=config, clock=clock)
+        DeferredCallbacks.__init__(self, config=config, clock=clock)
         self._nodes_only = self.chains == "nodes"
         self._capture = self.capture_content
         # Keyed by the run ID's integer: a UUID's own __hash__ is Python code, the int's is not.
-        self._spans: dict[int, _Span] = {}
+        self._spans: dict[int, Span] = {}
+        # LangGraph's plumbing inside a node, folded on the agent's thread before its
+        # node's span exists: run key -> the key of the run it folds into.
+        self._aliases: dict[int, int] = {}
 
     def __repr__(self) -> str:
         return (
@@ -190,51 +153,54 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
             f"open_spans={len(self._spans)})"
         )
 
+    def _lookup(self, key: int) -> Span | None:
+        """The span recorded for a LangChain run, or for the run it was folded into."""
+        span = self._spans.get(key)
+        if span is None:
+            into = self._aliases.get(key)
+            if into is not None:
+                span = self._spans.get(into)
+        return span
+
     # --------------------------------------------------------------- plumbing
     def _emit(
         self,
         type_: str,
         name: str,
         attributes: dict[str, Any],
-        span: _Span,
+        span: Span,
         severity: int = 0,
     ) -> None:
         """The one place events leave the handler (tests make it fail on purpose)."""
-        get_pipeline().emit(
-            type_,
-            name=name,
-            severity=severity,
-            attributes=attributes,
-            run_id=span.run_id,
-            span_id=span.span_id,
-            parent_span_id=span.parent_span_id,
+        self._send(
+            type_, name, severity, attributes, span.run_id, span.span_id, span.parent_span_id
         )
 
     def _open(  # noqa: PLR0917 - observe() forwards a callback's values positionally
         self,
         run_id: UUID,
-        parent: _Span | None,
+        parent: Span | None,
         parent_run_id: UUID | None,
         name: str,
         node: str | None,
         kind: str,
-    ) -> _Span:
+    ) -> Span:
         if parent is not None:
-            span = _Span(run_id, parent.span_id, parent.run_id, name, node, kind)
+            span = Span(run_id, parent.span_id, parent.run_id, name, node, kind, self._clock_ns())
         else:
             # A parent we never saw (it started while we were degraded, or the handler
             # was given to a nested call only): keep the link, join the current run.
-            scope = current_scope()
+            scope = self._current_scope()
             parent_span_id = str(parent_run_id) if parent_run_id is not None else scope.span_id
-            span = _Span(run_id, parent_span_id, scope.run_id, name, node, kind)
+            span = Span(run_id, parent_span_id, scope.run_id, name, node, kind, self._clock_ns())
         self._spans[run_id.int] = span
         return span
 
     def _child(
         self, run_id: UUID, parent_run_id: UUID | None, metadata: Mapping[str, Any] | None
-    ) -> tuple[_Span | None, str | None, bool]:
+    ) -> tuple[Span | None, str | None, bool]:
         """The recorded parent, the LangGraph node, and whether to record this run."""
-        parent = self._spans.get(parent_run_id.int) if parent_run_id is not None else None
+        parent = self._lookup(parent_run_id.int) if parent_run_id is not None else None
         if parent is not None and not parent.sampled:
             self._spans[run_id.int] = parent  # a run the sampler left out: fold it in
             return parent, None, False
@@ -243,16 +209,16 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
             node = parent.node
         return parent, node, True
 
-    def _end(self, run_id: UUID) -> _Span | None:
+    def _end(self, run_id: UUID) -> Span | None:
         key = run_id.int
         span = self._spans.pop(key, None)
         if span is None or span.key != key or not span.sampled:
             return None  # never seen, folded into its parent, or not sampled
         return span
 
-    def _end_attributes(self, span: _Span, status: str) -> dict[str, Any]:
+    def _end_attributes(self, span: Span, status: str) -> dict[str, Any]:
         attrs: dict[str, Any] = {
-            "duration_ms": (perf_counter_ns() - span.started) / 1e6,
+            "duration_ms": (self._clock_ns() - span.started) / 1e6,
             "status": status,
         }
         if span.node is not None:
@@ -261,11 +227,12 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
 
     def _failed(
         self, run_id: UUID, error: BaseException, tool_name: str | None = None
-    ) -> tuple[_Span, dict[str, Any]] | None:
+    ) -> tuple[Span, dict[str, Any]] | None:
         """Close a span with an error; record the failure once. None if not ours."""
         key = run_id.int
         span = self._spans.pop(key, None)
         if span is None or span.key != key:
+            self._aliases.pop(key, None)
             return None
         if isinstance(error, _CONTROL_FLOW):
             status = "interrupted"
@@ -281,7 +248,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         return (span, attrs) if span.sampled else None
 
     def _record_failure(
-        self, span: _Span, error: BaseException, tool_name: str | None, latency_ms: float
+        self, span: Span, error: BaseException, tool_name: str | None, latency_ms: float
     ) -> None:
         if recorded_failure(error) is not None:
             return  # a guarded tool or an inner span recorded it already: one error, one failure
@@ -307,10 +274,10 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
             reset_scope(token)
 
     def _forget_stale(self) -> None:
-        spans = self._spans
-        if len(spans) > _MAX_OPEN_SPANS:
-            for key in list(itertools.islice(spans, _MAX_OPEN_SPANS // 10)):
-                spans.pop(key, None)
+        for runs in (self._spans, self._aliases):
+            if len(runs) > _MAX_OPEN_SPANS:
+                for key in list(itertools.islice(runs, _MAX_OPEN_SPANS // 10)):
+                    runs.pop(key, None)
 
     # ----------------------------------------------------------------- chains
     def on_chain_start(
@@ -326,14 +293,19 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
     ) -> None:
         if parent_run_id is None:
             # Kept even when degraded: without it the whole run would go missing.
-            self.observe_essential(
-                self._root_start, run_id, serialized, inputs, tags, metadata, kwargs
-            )
+            self._later(True, self._root_start, run_id, serialized, inputs, tags, metadata, kwargs)
         elif not (
             self._nodes_only and metadata and self._folded(run_id, parent_run_id, metadata, kwargs)
         ):
-            self.observe(
-                self._chain_start, run_id, parent_run_id, serialized, inputs, metadata, kwargs
+            self._later(
+                False,
+                self._chain_start,
+                run_id,
+                parent_run_id,
+                serialized,
+                inputs,
+                metadata,
+                kwargs,
             )
 
     def _folded(
@@ -345,19 +317,19 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
     ) -> bool:
         """Fold LangGraph's plumbing inside a node (half of a graph's callbacks) into the node.
 
-        Two dictionary lookups and a store, before the guarded path: nothing here can
-        fail on LangChain's arguments, and anything unexpected falls back to that path.
+        A few dictionary operations on the agent's thread, instead of a queued callback:
+        nothing here can fail on LangChain's arguments, and anything unexpected falls
+        back to the queued path. The node's own span may not exist yet (its start is
+        queued), so the fold is an alias, resolved when the node's children are handled.
         """
         try:
             node = metadata.get("langgraph_node")
             name = kwargs.get("name")
             if node is None or name is None or name == node:
                 return False
-            spans = self._spans
-            parent = spans.get(parent_run_id.int)
-            if parent is None:
-                return False
-            spans[run_id.int] = parent
+            aliases = self._aliases
+            parent_key = parent_run_id.int
+            aliases[run_id.int] = aliases.get(parent_key, parent_key)
             return True
         except Exception:  # noqa: BLE001 - the guarded path will see and count it
             return False
@@ -374,13 +346,14 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         self._forget_stale()
         name = name_of(serialized, kwargs) or "langchain"
         node = metadata.get("langgraph_node") if metadata else None
-        scope = current_scope()
+        scope = self._current_scope()
+        started = self._clock_ns()
         if scope.run_id is not None:  # inside agentkeel.run: a step of that run
-            span = _Span(run_id, scope.span_id, scope.run_id, name, node, "chain")
+            span = Span(run_id, scope.span_id, scope.run_id, name, node, "chain", started)
             type_ = _STEP_START
             attrs: dict[str, Any] = {"kind": "chain", "framework": "langchain"}
         else:
-            span = _Span(run_id, scope.span_id, "run-" + run_id.hex, name, node, "agent")
+            span = Span(run_id, scope.span_id, "run-" + run_id.hex, name, node, "agent", started)
             span.owns_run = True
             type_ = _AGENT_START
             attrs = {"framework": "langchain"}
@@ -443,15 +416,11 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        spans = self._spans
         key: int | None = getattr(run_id, "int", None)
-        folded = spans.get(key) if key is not None else None
-        if folded is not None and folded.key != key:
-            spans.pop(
-                folded.key if key is None else key, None
-            )  # a folded run: nothing of its own was recorded
+        if key is not None and key in self._aliases:
+            self._unfold_later(key)  # a folded run: nothing of its own was recorded
             return
-        self.observe_essential(self._chain_end, run_id, outputs)
+        self._later(True, self._chain_end, run_id, outputs)
 
     def _chain_end(self, run_id: UUID, outputs: Any) -> None:
         span = self._end(run_id)
@@ -470,7 +439,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe_essential(self._chain_error, run_id, error)
+        self._now(True, self._chain_error, run_id, error)
 
     def _chain_error(self, run_id: UUID, error: BaseException) -> None:
         closed = self._failed(run_id, error)
@@ -503,7 +472,9 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(self._llm_start, run_id, parent_run_id, serialized, messages, metadata, kwargs)
+        self._later(
+            False, self._llm_start, run_id, parent_run_id, serialized, messages, metadata, kwargs
+        )
 
     def on_llm_start(
         self,
@@ -516,7 +487,9 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(self._llm_start, run_id, parent_run_id, serialized, prompts, metadata, kwargs)
+        self._later(
+            False, self._llm_start, run_id, parent_run_id, serialized, prompts, metadata, kwargs
+        )
 
     def _llm_start(  # noqa: PLR0917 - observe() forwards a callback's values positionally
         self,
@@ -551,7 +524,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe_essential(self._llm_end, run_id, response)
+        self._later(True, self._llm_end, run_id, response)
 
     def _llm_end(self, run_id: UUID, response: LLMResult) -> None:
         span = self._end(run_id)
@@ -579,7 +552,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe_essential(self._llm_error, run_id, error)
+        self._now(True, self._llm_error, run_id, error)
 
     def _llm_error(self, run_id: UUID, error: BaseException) -> None:
         closed = self._failed(run_id, error)
@@ -601,7 +574,8 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(
+        self._later(
+            False,
             self._tool_start,
             run_id,
             parent_run_id,
@@ -623,7 +597,8 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(
+        self._later(
+            False,
             self._tool_start,
             run_id,
             parent_run_id,
@@ -669,7 +644,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe_essential(self._tool_end, run_id, output, None)
+        self._later(True, self._tool_end, run_id, output, None)
 
     def on_retriever_end(
         self,
@@ -679,7 +654,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe_essential(self._tool_end, run_id, documents, len(documents))
+        self._later(True, self._tool_end, run_id, documents, len(documents))
 
     def _tool_end(self, run_id: UUID, output: Any, documents: int | None) -> None:
         span = self._end(run_id)
@@ -702,7 +677,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe_essential(self._tool_error, run_id, error)
+        self._now(True, self._tool_error, run_id, error)
 
     def on_retriever_error(
         self,
@@ -712,7 +687,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe_essential(self._tool_error, run_id, error)
+        self._now(True, self._tool_error, run_id, error)
 
     def _tool_error(self, run_id: UUID, error: BaseException) -> None:
         span = self._spans.get(run_id.int)
@@ -734,7 +709,7 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(self._decision, run_id, action.tool, action.tool_input)
+        self._later(False, self._decision, run_id, action.tool, action.tool_input)
 
     def on_agent_finish(
         self,
@@ -744,10 +719,10 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(self._decision, run_id, None, finish.return_values)
+        self._later(False, self._decision, run_id, None, finish.return_values)
 
     def _decision(self, run_id: UUID, tool: str | None, detail: Any) -> None:
-        span = self._spans.get(run_id.int)
+        span = self._lookup(run_id.int)
         if span is None or not span.sampled:
             return
         attrs: dict[str, Any] = (
@@ -769,10 +744,11 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(self._retry, run_id, retry_state)
+        # At once: tenacity's state object moves on to the next attempt.
+        self._now(False, self._retry, run_id, retry_state)
 
     def _retry(self, run_id: UUID, retry_state: RetryCallState) -> None:
-        span = self._spans.get(run_id.int)
+        span = self._lookup(run_id.int)
         if span is None or not span.sampled:
             return
         attrs: dict[str, Any] = {"attempt": retry_state.attempt_number, "source": "langchain"}
@@ -795,10 +771,10 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.observe(self._custom, run_id, name, data)
+        self._later(False, self._custom, run_id, name, data)
 
     def _custom(self, run_id: UUID, name: str, data: Any) -> None:
-        span = self._spans.get(run_id.int)
+        span = self._lookup(run_id.int)
         if span is None or not span.sampled:
             return
         attrs: dict[str, Any] = {"source": "langchain"}
@@ -813,34 +789,28 @@ class KeelCallbackHandler(BaseCallbackHandler, RobustInstrumentor):
     def _uninstall(self) -> None:
         PROCESS_WIDE.remove(self)
 
+    def process_pending(self) -> None:
+        """Handle the queued callbacks now, on this thread (the writer does it anyway
+        before each write and on every ``flush()``)."""
+        self._process_pending()
+
+    def get_health_status(self) -> dict[str, Any]:
+        """The handler's health, with every callback so far handled first."""
+        self._process_pending()
+        return RobustInstrumentor.get_health_status(self)
+
+    @property
+    def state(self) -> InstrumentorState:
+        self._process_pending()
+        return self._health.state
+
     def span_for(self, run_id: UUID) -> tuple[str | None, str, str | None, str | None] | None:
         """(agentkeel run ID, span ID, parent span ID, LangGraph node) of a LangChain run
         this handler is recording, or None."""
-        span = self._spans.get(run_id.int)
+        with self._processing:
+            if self._pending:
+                self._process_queued()
+            span = self._lookup(run_id.int)
         if span is None:
             return None
         return span.run_id, span.span_id, span.parent_span_id, span.node
-
-
-_OPTIONS = ("capture_content", "chains", "clock", "config", "max_content_chars")
-
-
-def instrument_langchain(**options: Any) -> InstrumentationHandle:
-    """Record every LangChain / LangGraph run in this process; returns the handle.
-
-    ``handle.uninstrument()`` takes the handler out again. Options are those of
-    :class:`KeelCallbackHandler`: ``capture_content``, ``max_content_chars``,
-    ``chains``, ``config`` (a RobustConfig) and ``clock``.
-    """
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ConfigurationError(
-            f"unknown instrument_langchain option(s) {', '.join(unknown)}: "
-            f"allowed are {', '.join(_OPTIONS)}"
-        )
-    return KeelCallbackHandler(**options).instrument()
-
-
-def installed_handler() -> KeelCallbackHandler | None:
-    """The handler :func:`instrument_langchain` installed, if any."""
-    return PROCESS_WIDE.handler
