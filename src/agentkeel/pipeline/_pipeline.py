@@ -385,6 +385,8 @@ class Pipeline:
         """Under the "block" policy, wait a bounded time for the writer to make room."""
         if self._overflow != "block" or self._block_timeout <= 0 or self._closed:
             return False
+        if threading.current_thread() is self._writer:
+            return False  # a deferred producer: only this thread could make the room
         self._wake.set()
         deadline = time.monotonic() + self._block_timeout
         with self._room:

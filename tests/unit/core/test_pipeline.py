@@ -349,3 +349,19 @@ def test_a_producer_deferred_to_a_closed_pipeline_runs_at_once() -> None:
     ran: list[bool] = []
     p.defer(lambda: ran.append(True))
     assert ran == [True]
+
+
+def test_a_producer_on_the_writer_never_waits_for_room_only_it_could_make() -> None:
+    sink = Collect()
+    p = Pipeline(sinks=[sink], capacity=10, overflow="block", block_timeout=2.0, flush_interval=60)
+    stamps = [p.stamp() for _ in range(3)]
+    for _ in range(10):
+        p.emit("fills the buffer")
+    scope = agentkeel.current_scope()
+    p.defer(lambda: [p.emit_stamped(s, scope, "late", "", 0, {}, None, None, None) for s in stamps])
+    started = time.monotonic()
+    assert p.flush(timeout=5)
+    assert time.monotonic() - started < 1.0  # not 3 x block_timeout
+    assert len(sink.events) == 10
+    assert p.stats().dropped_by_reason == {"buffer_full": 3}
+    p.close()
