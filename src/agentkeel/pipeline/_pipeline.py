@@ -416,7 +416,7 @@ class Pipeline:
         if self._writer is not None and threading.current_thread() is self._writer:
             return False  # a sink that flushes would wait for itself
         if self._writer is None:
-            if self._size() == 0:
+            if self._size() == 0 and not self._producers:
                 return True
             self._start_writer()
         request = _FlushRequest()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 import tracemalloc
@@ -364,4 +365,22 @@ def test_a_producer_on_the_writer_never_waits_for_room_only_it_could_make() -> N
     assert time.monotonic() - started < 1.0  # not 3 x block_timeout
     assert len(sink.events) == 10
     assert p.stats().dropped_by_reason == {"buffer_full": 3}
+    p.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_the_producers_deferred_before_the_fork_on_flush() -> None:
+    ran: list[int] = []
+    p = Pipeline(sinks=[Collect()], flush_interval=60)
+    p.defer(lambda: ran.append(os.getpid()))  # the writer sleeps: it has not run it yet
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 3
+        try:
+            code = 0 if p.flush(timeout=10) and ran == [os.getpid()] else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert p.flush(timeout=5) and ran == [os.getpid()]
     p.close()
