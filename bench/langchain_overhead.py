@@ -10,7 +10,8 @@ the variants interleaved: each round takes one sample of every variant:
   callback machinery, the floor any tracer pays);
 * ``agentkeel``: ``instrument_langchain()``, events into the real default pipeline
   and SQLite store in a temporary KEEL_HOME, its background writer running as in
-  real use; the flush happens outside the timer (inside the CPU timer);
+  real use (it also builds the events from the callbacks' queue); the flush happens
+  outside the wall timer, inside the "drained" and CPU timers;
 * ``openinference``: OpenInference's ``LangChainInstrumentor`` on an OpenTelemetry SDK
   ``TracerProvider`` with a ``BatchSpanProcessor`` and a count-and-drop exporter
   (the setup of ../shared/bench/anchors/peer_overhead.py); flushed outside the timer;
@@ -23,8 +24,9 @@ time on the agent's thread), and the overhead over bare as the median of each ro
 difference to that round's bare sample, with its 95 % confidence interval
 (distribution-free, from the order statistics). On a shared 2-core VM one sample varies
 by a millisecond or more, so even a hundred rounds leave an interval 8 to 16 points
-wide. ``cpu`` is the CPU time of the whole process per run, background flushes
-included.
+wide. ``drained`` is the wall time until each tracer has also flushed (its background
+work charged to the agent in full, as if none of it overlapped the runs), ``cpu`` the
+CPU time of the whole process per run, background flushes included.
 
     python bench/langchain_overhead.py            # full run
     python bench/langchain_overhead.py --quick    # smoke run
@@ -128,8 +130,12 @@ class Variant:
     desc: str
     config: dict[str, Any] = field(default_factory=dict)
     setup: Callable[[], None] = lambda: None
+    # Waits until the tracer has handed everything on: outside the wall timer, inside
+    # the "drained" one and the CPU one.
+    flush: Callable[[], object] = lambda: None
     teardown: Callable[[], None] = lambda: None  # outside the wall timer, inside the CPU one
     wall: list[float] = field(default_factory=list)
+    drained: list[float] = field(default_factory=list)
     thread: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
 
@@ -147,13 +153,13 @@ def build_variants(notes: dict[str, Any]) -> list[Variant]:
 
     def keel_teardown() -> None:
         handle.pop().uninstrument()
-        agentkeel.flush()
 
     variants.append(
         Variant(
             "agentkeel",
             "instrument_langchain(): default pipeline + SQLite store, writer thread running",
             setup=keel_setup,
+            flush=agentkeel.flush,
             teardown=keel_teardown,
         )
     )
@@ -172,13 +178,13 @@ def build_variants(notes: dict[str, Any]) -> list[Variant]:
 
         def oi_teardown() -> None:
             instrumentor.uninstrument()
-            oi_processor.force_flush()
 
         variants.append(
             Variant(
                 "openinference",
                 "LangChainInstrumentor, SDK TracerProvider + BatchSpanProcessor, drop exporter",
                 setup=oi_setup,
+                flush=oi_processor.force_flush,
                 teardown=oi_teardown,
             )
         )
@@ -203,7 +209,7 @@ def build_variants(notes: dict[str, Any]) -> list[Variant]:
                 "langfuse",
                 "langfuse.langchain.CallbackHandler, own TracerProvider, drop exporter",
                 {"callbacks": [CallbackHandler(public_key="pk-lf-bench")]},
-                teardown=client.flush,
+                flush=client.flush,
             )
         )
         notes["langfuse_exporter"] = lf_exporter
@@ -222,9 +228,12 @@ def sample(agent: Any, variant: Variant, runs: int) -> None:
         agent.invoke(INPUT, variant.config)
     wall = time.perf_counter_ns() - t0
     thread = time.thread_time_ns() - th0
+    variant.flush()
+    drained = time.perf_counter_ns() - t0
     variant.teardown()
     cpu = time.process_time_ns() - c0
     variant.wall.append(wall / runs / 1e6)
+    variant.drained.append(drained / runs / 1e6)
     variant.thread.append(thread / runs / 1e6)
     variant.cpu.append(cpu / runs / 1e6)
 
@@ -235,6 +244,7 @@ def check(agent: Any, variants: list[Variant], notes: dict[str, Any]) -> str:
     for variant in variants:
         variant.setup()
         result = agent.invoke(INPUT, variant.config)
+        variant.flush()
         variant.teardown()
         answers.add(result["messages"][-1].content)
     if len(answers) != 1:
@@ -285,6 +295,7 @@ def main() -> int:
     for variant in variants:  # warm-up
         sample(agent, variant, 3)
         variant.wall.clear()
+        variant.drained.clear()
         variant.thread.clear()
         variant.cpu.clear()
     # Shuffled in every round, so that no variant always follows another (a peer's
@@ -301,18 +312,20 @@ def main() -> int:
     )
     header = (
         f"{'variant':<15}{'wall ms':>9}{'+ms':>8}{'+%':>8}"
-        f"{'thread ms':>11}{'+ms':>8}{'+%':>8}{'cpu ms':>9}"
+        f"{'thread ms':>11}{'+ms':>8}{'+%':>8}{'drained':>9}{'+%':>8}{'cpu ms':>9}"
     )
     print(header)
     print("-" * len(header))
     wall = {v.name: statistics.median(v.wall) for v in variants}
     thread = {v.name: statistics.median(v.thread) for v in variants}
+    drained = {v.name: statistics.median(v.drained) for v in variants}
     # Overheads are medians of paired differences: each variant against the bare sample
     # of the same round, so a slow stretch of the machine cancels out instead of
     # landing on whichever variant happened to run during it.
     bare_variant = variants[0]
     extra_wall = {v.name: _paired(v.wall, bare_variant.wall) for v in variants}
     extra_thread = {v.name: _paired(v.thread, bare_variant.thread) for v in variants}
+    extra_drained = {v.name: _paired(v.drained, bare_variant.drained) for v in variants}
     for variant in variants:
         name = variant.name
         print(
@@ -320,6 +333,7 @@ def main() -> int:
             f"{100 * extra_wall[name] / wall['bare']:>+7.1f}%"
             f"{thread[name]:>11.3f}{extra_thread[name]:>+8.3f}"
             f"{100 * extra_thread[name] / thread['bare']:>+7.1f}%"
+            f"{drained[name]:>9.3f}{100 * extra_drained[name] / drained['bare']:>+7.1f}%"
             f"{statistics.median(variant.cpu):>9.3f}"
         )
     print()
@@ -327,13 +341,16 @@ def main() -> int:
         print(f"  {variant.name:<15}{variant.desc}")
     print(
         "\n  wall: median wall time per agent run; thread: CPU time of the agent's thread per "
-        "run\n  (what the agent pays, immune to other processes taking the CPU); cpu: CPU of "
-        "the whole\n  process per run, background writers and flushes included"
+        "run\n  (what the agent pays, immune to other processes taking the CPU); drained: wall "
+        "time per\n  run until the tracer has also flushed everything (the whole cost, as if "
+        "none of its\n  background work overlapped the agent); cpu: CPU of the whole process "
+        "per run,\n  background writers and flushes included"
     )
     keel = next(v for v in variants if v.name == "agentkeel")
     for label, figures, extra, field_ in (
         ("wall", wall, extra_wall, "wall"),
         ("thread", thread, extra_thread, "thread"),
+        ("drained", drained, extra_drained, "drained"),
     ):
         bare = figures["bare"]
         ours = extra["agentkeel"]
@@ -367,8 +384,8 @@ def main() -> int:
             versions.append(f"{dist} (not installed)")
     print("versions: " + ", ".join(versions))
     print(
-        "note: wall time is the agent's thread; agentkeel's store writes happen on its "
-        "writer thread (cpu column includes them: flushed inside the CPU timer)"
+        "note: wall time is the agent's thread; agentkeel builds and stores its events on "
+        "its writer thread (drained and cpu include that: flushed inside those timers)"
     )
     agentkeel.shutdown()
     return 0
