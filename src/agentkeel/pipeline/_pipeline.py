@@ -167,7 +167,7 @@ class Pipeline:
         self._wake_at = max(1, min(batch_size, capacity // 2))
         self._producers: list[Callable[[], object]] = []
         self._producers_lock = threading.Lock()
-        self._unused_stamps = 0
+        self._unused_stamps = itertools.count()  # next() is atomic: any thread may unstamp
         _live_pipelines.add(self)
 
     # ------------------------------------------------------------------ hot path
@@ -260,9 +260,9 @@ class Pipeline:
 
     def unstamp(self) -> None:
         """A stamp that will not become an event (``stats().emitted`` stays exact)."""
-        self._unused_stamps += 1
+        next(self._unused_stamps)
 
-    def emit_stamped(  # noqa: PLR0917 - called once per deferred event, on the writer
+    def emit_stamped(  # noqa: PLR0917 - called once per deferred event
         self,
         stamp: tuple[int, int],
         scope: _context.Scope,
@@ -280,7 +280,7 @@ class Pipeline:
         ``parent_span_id`` override the scope's when given, as in :meth:`emit`.
         """
         # Built as emit() builds its event. A helper shared by both would cost emit(),
-        # the hottest path of all, a call per event; this one runs on the writer.
+        # the hottest path of all, a call per event; this one runs off the agent's path.
         seq, mono = stamp
         cid = scope.correlation_id
         self.submit(
@@ -474,7 +474,7 @@ class Pipeline:
         lag = (time.perf_counter_ns() - oldest) / 1e9 if oldest else 0.0
         last = self._last_error
         return PipelineStats(
-            emitted=self._peek_seq() - self._unused_stamps,
+            emitted=_handed_out(self._seq, 1) - _handed_out(self._unused_stamps, 0),
             written=self._written,
             buffered=self._size(),
             dropped=sum(dropped.values()),
@@ -484,10 +484,6 @@ class Pipeline:
             last_error=None if last is None else f"{type(last).__name__}: {last}",
             lag_seconds=lag,
         )
-
-    def _peek_seq(self) -> int:
-        # itertools.count's repr is the only way to read it without advancing it.
-        return int(repr(self._seq)[6:-1]) - 1
 
     def _raise_pending(self) -> None:
         error, self._pending_strict_error = self._pending_strict_error, None
@@ -580,6 +576,12 @@ class Pipeline:
                     time.sleep(self._retry_backoff * attempt)
         self._written += len(batch)
         return True
+
+
+def _handed_out(counter: itertools.count[int], start: int) -> int:
+    """How many numbers an ``itertools.count(start)`` has handed out."""
+    # Its repr is the only way to read it without advancing it.
+    return int(repr(counter)[6:-1]) - start
 
 
 _by_seq = attrgetter("seq")

@@ -381,6 +381,28 @@ def test_a_run_missing_its_start_is_ignored_and_an_unknown_parent_keeps_the_link
     assert len(stored(EventType.STEP_END)) == 1
 
 
+def test_children_of_plumbing_folded_into_an_unseen_node_link_to_that_node() -> None:
+    from langchain_core.messages import HumanMessage
+    from langchain_core.outputs import LLMResult
+
+    handler = KeelCallbackHandler()  # given to the node's plumbing only: the node is unseen
+    node, plumbing, llm = UUID(int=10), UUID(int=11), UUID(int=12)
+    metadata = {"langgraph_node": "agent"}
+    handler.on_chain_start(
+        {}, {}, run_id=plumbing, parent_run_id=node, metadata=metadata, name="call_model"
+    )
+    handler.on_chat_model_start(
+        {"name": "fake"}, [[HumanMessage("hi")]], run_id=llm, parent_run_id=plumbing,
+        metadata=metadata,
+    )  # fmt: skip
+    handler.on_llm_end(LLMResult(generations=[[]]), run_id=llm)
+    handler.on_chain_end({}, run_id=plumbing)
+    [start] = stored(EventType.LLM_CALL_START)
+    assert start.parent_span_id == str(node) and start.attributes["node"] == "agent"
+    assert stored(EventType.STEP_START) == []  # the plumbing is folded, not a step
+    assert handler._aliases == {}  # and forgotten once it ended
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

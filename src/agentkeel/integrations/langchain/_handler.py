@@ -189,9 +189,14 @@ class KeelCallbackHandler(BaseCallbackHandler, DeferredCallbacks):
             span = Span(run_id, parent.span_id, parent.run_id, name, node, kind, self._clock_ns())
         else:
             # A parent we never saw (it started while we were degraded, or the handler
-            # was given to a nested call only): keep the link, join the current run.
+            # was given to a nested call only): keep the link, join the current run. A
+            # folded parent links to the run it was folded into, as a recorded one would.
             scope = self._current_scope()
-            parent_span_id = str(parent_run_id) if parent_run_id is not None else scope.span_id
+            if parent_run_id is None:
+                parent_span_id = scope.span_id
+            else:
+                into = self._aliases.get(parent_run_id.int)
+                parent_span_id = str(parent_run_id if into is None else UUID(int=into))
             span = Span(run_id, parent_span_id, scope.run_id, name, node, kind, self._clock_ns())
         self._spans[run_id.int] = span
         return span
