@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from agentkeel._clock import Clock
 from agentkeel._context import Scope, _scope, current_scope
@@ -61,12 +61,9 @@ class DeferredCallbacks(RobustInstrumentor):
     scope and pipeline.
     """
 
-    if TYPE_CHECKING:
-        _capture: bool
-        _aliases: dict[int, int]
-
-    def __init__(self, *, config: RobustConfig | None, clock: Clock) -> None:
+    def __init__(self, *, config: RobustConfig | None, clock: Clock, immediate: bool) -> None:
         RobustInstrumentor.__init__(self, config=config, clock=clock)
+        self._immediate = immediate  # handle every callback at once (captured content)
         self._pending: deque[_Pending] = deque()
         self._deferred = False  # the pipeline will call _process_pending
         # Reentrant: a failure recorded under it may ask span_for.
@@ -78,26 +75,28 @@ class DeferredCallbacks(RobustInstrumentor):
     # ------------------------------------------------------------------ queueing
     def _later(self, essential: bool, fn: Callable[..., None], *args: Any) -> None:
         """Queue a callback body for the writer: the agent's whole cost of most callbacks."""
-        if self._capture:
+        if self._immediate:
             self._now(essential, fn, *args)
             return
         pipeline = get_pipeline()
         pending = self._pending
         pending.append((fn, args, essential, _scope_get(), pipeline.stamp(), pipeline))
         if not self._deferred:
-            # Set before the producer can run: it clears the flag before it pops, so a
-            # callback queued while it works is either popped or defers it again.
-            self._deferred = True
-            pipeline.defer(self._process_pending)
+            self._defer(pipeline)
         if len(pending) > _MAX_PENDING:
             self._process_pending()
 
-    def _unfold_later(self, key: int) -> None:
-        """Forget a folded run once the callbacks queued before its end are handled."""
-        self._pending.append((self._aliases.pop, (key, None), False, None, None, None))
+    def _bookkeeping_later(self, fn: Callable[..., object], *args: Any) -> None:
+        """Queue a call that makes no event, to run after the callbacks queued before it."""
+        self._pending.append((fn, args, False, None, None, None))
         if not self._deferred:
-            self._deferred = True
-            get_pipeline().defer(self._process_pending)
+            self._defer(get_pipeline())
+
+    def _defer(self, pipeline: Pipeline) -> None:
+        # The flag is set before the producer can run: it clears the flag before it
+        # pops, so a callback queued while it works is either popped or defers it again.
+        self._deferred = True
+        pipeline.defer(self._process_pending)
 
     def _now(self, essential: bool, fn: Callable[..., None], *args: Any) -> None:
         """Run a callback body on the agent's thread, after everything queued before it."""
@@ -120,7 +119,7 @@ class DeferredCallbacks(RobustInstrumentor):
             while pending:
                 fn, args, essential, scope, stamp, pipeline = pending.popleft()
                 if pipeline is None:
-                    fn(*args)  # bookkeeping: a dictionary operation
+                    fn(*args)  # bookkeeping (see _bookkeeping_later)
                     continue
                 self._stamp, self._scope, self._pipeline = stamp, scope, pipeline
                 observe(fn, essential, args, None)

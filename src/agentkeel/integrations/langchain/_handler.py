@@ -137,7 +137,8 @@ class KeelCallbackHandler(BaseCallbackHandler, DeferredCallbacks):
         self.capture_content, self.max_content_chars, self.chains = check_options(
             capture_content, max_content_chars, chains
         )
-        DeferredCallbacks.__init__(self, config=config, clock=clock)
+        # Captured content could change once a callback has returned: handle it at once.
+        DeferredCallbacks.__init__(self, config=config, clock=clock, immediate=self.capture_content)
         self._nodes_only = self.chains == "nodes"
         self._capture = self.capture_content
         # Keyed by the run ID's integer: a UUID's own __hash__ is Python code, the int's is not.
@@ -423,7 +424,9 @@ class KeelCallbackHandler(BaseCallbackHandler, DeferredCallbacks):
     ) -> None:
         key: int | None = getattr(run_id, "int", None)
         if key is not None and key in self._aliases:
-            self._unfold_later(key)  # a folded run: nothing of its own was recorded
+            # A folded run: nothing of its own was recorded. Its alias goes once the
+            # callbacks queued before this end (its children's) have been handled.
+            self._bookkeeping_later(self._aliases.pop, key, None)
             return
         self._later(True, self._chain_end, run_id, outputs)
 
